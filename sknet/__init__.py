@@ -1,0 +1,7 @@
+"""sknet: a scikit-learn multi-layer perceptron with pluggable strategies."""
+
+from ._mlp import MLPClassifier
+
+__version__ = "0.1.0"
+
+__all__ = ["MLPClassifier", "__version__"]
