@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._network import finish_gradient, l2_penalty, loss_grad
+from ._network import finish_gradient, loss_grad
 
 # A shard has at least _MIN_SHARD_ROWS rows, and a batch at most _MAX_SHARDS
 # shards: enough rows for an efficient matrix multiply, enough shards to keep
@@ -95,6 +95,30 @@ def apply_step(problem, params, grad, buffers, weight_sum, learning_rate, part):
     )
 
 
+def ordered_sum(values):
+    """Add floats from first to last (the built-in ``sum`` may compensate)."""
+    total = 0.0
+    for value in values:
+        total += value
+    return total
+
+
+def weight_sq_norm(params, n_coefs, alpha):
+    """``||W||^2`` of the weights, computed only when L2 is on."""
+    if not alpha:
+        return 0.0
+    w = params[:n_coefs]
+    return float(np.dot(w, w))
+
+
+def record_step(result, loss, weight, sq_norm, alpha, n_rows):
+    """Add a finished step's mean loss, L2 term included, to ``result``."""
+    penalty = 0.5 * alpha * sq_norm / weight if alpha else 0.0
+    result.loss_sum += (loss / weight + penalty) * n_rows
+    result.n_rows += n_rows
+    result.n_steps += 1
+
+
 class SerialEngine:
     """Runs every shard in the calling process.
 
@@ -122,18 +146,18 @@ class SerialEngine:
         Stops early, after a whole step, when ``stop()`` turns true or when a
         batch's loss is not finite (before updating with it).
         """
+        problem = self.problem
         result = EpochResult()
         for start, end in batch_slices(len(order), batch_size):
-            loss, weight = self._batch_gradient(params, order[start:end])
+            losses, weights = self._batch_gradient(params, order[start:end])
+            loss, weight = ordered_sum(losses), ordered_sum(weights)
             if not np.isfinite(loss):
                 result.diverged = True
                 return result
             if weight > 0:
-                penalty = l2_penalty(
-                    params, self.problem.layout.n_coefs, self.problem.alpha, weight
-                )
+                sq_norm = weight_sq_norm(params, problem.layout.n_coefs, problem.alpha)
                 apply_step(
-                    self.problem,
+                    problem,
                     params,
                     self._grad,
                     buffers,
@@ -141,9 +165,7 @@ class SerialEngine:
                     learning_rate,
                     (0, len(params)),
                 )
-                result.loss_sum += (loss / weight + penalty) * (end - start)
-                result.n_rows += end - start
-                result.n_steps += 1
+                record_step(result, loss, weight, sq_norm, problem.alpha, end - start)
             if stop():
                 result.interrupted = True
                 return result
@@ -152,17 +174,17 @@ class SerialEngine:
     def _batch_gradient(self, params, rows):
         """Sum the shard gradients in order into ``self._grad``."""
         edges = shard_bounds(len(rows))
-        loss = weight = 0.0
+        losses, weights = [], []
         for k in range(len(edges) - 1):
             target = self._grad if k == 0 else self._shard_grad
-            shard_loss, shard_weight = shard_loss_grad(
+            loss, weight = shard_loss_grad(
                 self.problem, params, self.data, rows[edges[k] : edges[k + 1]], target
             )
             if k > 0:
                 self._grad += self._shard_grad
-            loss += shard_loss
-            weight += shard_weight
-        return loss, weight
+            losses.append(loss)
+            weights.append(weight)
+        return losses, weights
 
     def close(self):
         """Release resources; nothing to do in-process."""

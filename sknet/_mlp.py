@@ -7,6 +7,7 @@ from contextlib import contextmanager
 
 import numpy as np
 import scipy.sparse as sp
+from joblib import effective_n_jobs
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import accuracy_score
@@ -21,8 +22,9 @@ from sklearn.utils.validation import (
 )
 from threadpoolctl import threadpool_limits
 
-from ._engine import Problem, SerialEngine
+from ._engine import _MAX_SHARDS, Problem, SerialEngine
 from ._network import Layout, forward
+from ._parallel import WorkerPool, reason_not_to_start, warn_in_process
 from ._validation import (
     PARAMETER_CONSTRAINTS,
     check_hidden_layer_sizes,
@@ -121,6 +123,14 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         Number of consecutive epochs without improvement by ``tol`` after
         which training stops (or the 'adaptive' rate shrinks).
 
+    n_jobs : int or None, default=None
+        Number of worker processes that share each mini-batch. None means 1
+        unless in a :func:`joblib.parallel_config` context; -1 means all
+        usable cores. With 1, training runs in the calling process and
+        starts no process. The fitted weights do not depend on ``n_jobs``.
+        See Notes for how batches are split and where workers are not
+        started.
+
     Attributes
     ----------
     classes_ : ndarray of shape (n_classes,)
@@ -205,7 +215,24 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
 
     During training, BLAS is limited to one thread, so that the arithmetic,
     and therefore the fitted weights, do not depend on the machine's thread
-    count.
+    count. Parallel speed comes from ``n_jobs``.
+
+    With ``n_jobs`` > 1, each batch is cut into shards of at least 32 rows
+    (8 at most) by a rule that depends on the batch size alone; worker
+    processes compute the shards' gradients into shared memory, add them
+    from first to last and update the parameters, each over its own slice.
+    A run with a given ``random_state`` therefore gives bitwise the same
+    weights for any ``n_jobs``, and more than 8 workers, or more workers than
+    a batch has shards, add little. Workers start once per ``fit`` and are
+    reused by later ``partial_fit`` calls until the estimator is deleted,
+    pickled or fitted again. With the 'fork' start method the workers of a
+    ``fit`` inherit the data; otherwise it is copied once into shared
+    memory. If a worker dies, ``fit`` raises ``sknet.WorkerError`` (a
+    ``RuntimeError``), leaves no process or segment behind and restores the
+    estimator. Where workers should not be started (in a daemonic process, a
+    thread other than the main one, or inside a joblib worker such as those
+    of ``GridSearchCV(n_jobs=2)``), training runs in the calling process with
+    a ``UserWarning``, so nested parallelism never oversubscribes the cores.
 
     References
     ----------
@@ -255,6 +282,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         early_stopping=False,
         validation_fraction=0.1,
         n_iter_no_change=10,
+        n_jobs=None,
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -275,6 +303,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
+        self.n_jobs = n_jobs
 
     # Public API
 
@@ -391,6 +420,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         state = super().__getstate__()
         # The flat training buffer is rebuilt from coefs_ when needed.
         state.pop("_params", None)
+        # Worker processes and shared memory stay with this process.
+        state.pop("_pool", None)
         return state
 
     # Prediction helpers
@@ -615,15 +646,19 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         problem = Problem(
             self._layout, self.activation, self.out_activation_, self.alpha, optimizer
         )
-        engine = SerialEngine(problem, (X, Y, sample_weight))
+        data = (X, Y, sample_weight)
+        engine = self._engine(problem, data, batch_size, incremental)
         try:
             with (
                 threadpool_limits(limits=1, user_api="blas"),
                 _interrupt_flag() as stop,
             ):
                 self._run_epochs(engine, n_samples, batch_size, incremental, val, stop)
-        finally:
-            engine.close()
+        except BaseException:
+            self._close_pool()
+            raise
+        if not incremental:
+            self._close_pool()
 
         if early_stopping:
             self._params[...] = self._best_params
@@ -634,6 +669,32 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                 f"(learning_rate_init={self.learning_rate_init!r}) may be too "
                 "large, or the input data may need scaling."
             )
+
+    def _engine(self, problem, data, batch_size, incremental):
+        """The serial engine, or the worker pool (reused by partial_fit)."""
+        n_workers = min(effective_n_jobs(self.n_jobs), _MAX_SHARDS)
+        if n_workers > 1:
+            reason = reason_not_to_start()
+            if reason is not None:
+                warn_in_process(reason)
+                n_workers = 1
+        if n_workers == 1:
+            self._close_pool()
+            return SerialEngine(problem, data)
+        pool = getattr(self, "_pool", None)
+        if pool is None or not pool.alive or pool.n_workers != n_workers:
+            self._close_pool()
+            pool = WorkerPool(n_workers)
+            pool.start(inherited_data=None if incremental else data)
+            self._pool = pool
+        X = data[0]
+        pool.setup(problem, data, X.shape[1], batch_size, X.shape[0])
+        return pool
+
+    def _close_pool(self):
+        pool = self.__dict__.pop("_pool", None)
+        if pool is not None:
+            pool.close()
 
     def _start_monitoring(self, early_stopping):
         """Reset what the stopping rule tracks at the start of ``fit``."""
@@ -670,7 +731,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                 order = np.arange(n_samples)
             result = engine.run_epoch(
                 self._params,
-                list(self._optimizer_buffers),
+                self._optimizer_buffers,
                 order,
                 batch_size,
                 self._learning_rate,
