@@ -717,7 +717,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                 f"Got batch_size={self.batch_size} larger than the number of "
                 f"training samples ({n_samples}); it is clipped to {n_samples}.",
                 UserWarning,
-                stacklevel=4,
+                stacklevel=5,
             )
         return min(self.batch_size, n_samples)
 
@@ -751,7 +751,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                     "Training interrupted by user; keeping the weights of the last "
                     "finished step.",
                     UserWarning,
-                    stacklevel=4,
+                    stacklevel=5,
                 )
                 return
             self._end_epoch(result, val)
@@ -763,7 +763,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                 "and the optimization hasn't converged yet. Increase max_iter, or "
                 "the learning rate.",
                 ConvergenceWarning,
-                stacklevel=4,
+                stacklevel=5,
             )
 
     def _end_epoch(self, result, val):
