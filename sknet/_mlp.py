@@ -206,12 +206,14 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     and does not hold any out, whatever ``early_stopping`` says.
 
     If a batch's loss becomes NaN or infinite, training stops with a
-    ``ValueError`` before that batch's update, and the estimator returns to
-    its state before the call.
+    ``ValueError`` before that batch's update. A call that raises, for this
+    or any other reason, leaves the estimator as it was before the call.
 
     Ctrl-C (``KeyboardInterrupt``) during ``fit`` or ``partial_fit`` stops
-    training after the current batch, keeps its weights and warns; a second
-    Ctrl-C raises ``KeyboardInterrupt`` at once.
+    training after the current batch, keeps its weights (even with early
+    stopping, which then does not restore the best epoch's) and warns; a
+    second Ctrl-C raises ``KeyboardInterrupt`` at once, and the estimator
+    returns to its state before the call, as after any error.
 
     During training, BLAS is limited to one thread, so that the arithmetic,
     and therefore the fitted weights, do not depend on the machine's thread
@@ -450,6 +452,16 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     # Training
 
     def _fit(self, X, y, sample_weight, incremental, classes=None):
+        snapshot = self._snapshot()
+        try:
+            return self._fit_checked(X, y, sample_weight, incremental, classes)
+        except BaseException:
+            # A failed call (bad input, divergence, a dead worker, a second
+            # Ctrl-C) leaves the estimator as it was before the call.
+            self._restore(snapshot)
+            raise
+
+    def _fit_checked(self, X, y, sample_weight, incremental, classes):
         hidden = check_hidden_layer_sizes(self.hidden_layer_sizes)
         fitted = hasattr(self, "coefs_")
         first_pass = not fitted or not (self.warm_start or incremental)
@@ -483,13 +495,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             self._initialize(layer_units, X.dtype)
         else:
             self._check_layout(layer_units)
-        snapshot = None if first_pass else self._snapshot()
-
-        try:
-            self._fit_stochastic(X, y, Y, sample_weight, layer_units, incremental)
-        except BaseException:
-            self._restore(snapshot)
-            raise
+        self._fit_stochastic(X, y, Y, sample_weight, layer_units, incremental)
         return self
 
     def _encode_targets(self, y, first_pass, classes, dtype):
@@ -579,38 +585,28 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                 self._layout.pack(self.coefs_, self.intercepts_, self._fit_dtype)
             )
 
-    _STATE = (
-        "n_iter_",
-        "t_",
-        "loss_",
-        "best_loss_",
-        "validation_scores_",
-        "best_validation_score_",
-        "_learning_rate",
-        "_no_improvement_count",
-    )
-
     def _snapshot(self):
-        """Copy what a training call changes, to undo a failed call."""
-        state = {k: getattr(self, k) for k in self._STATE if hasattr(self, k)}
-        state["loss_curve_"] = list(self.loss_curve_)
-        if state.get("validation_scores_") is not None:
-            state["validation_scores_"] = list(state["validation_scores_"])
-        state["_params"] = self._params.copy()
-        buffers = self._optimizer_buffers
-        state["_optimizer_buffers"] = None if buffers is None else buffers.copy()
-        return state
+        """Copy the estimator's state, to undo a failed training call."""
+        state = dict(vars(self))
+        state.pop("_pool", None)
+        for key in ("loss_curve_", "validation_scores_"):
+            if isinstance(state.get(key), list):
+                state[key] = list(state[key])
+        # Training changes these arrays in place (coefs_ are views of _params).
+        in_place = [
+            (state[key], state[key].copy())
+            for key in ("_params", "_optimizer_buffers")
+            if state.get(key) is not None
+        ]
+        return state, in_place
 
     def _restore(self, snapshot):
-        if snapshot is None:
-            for name in list(vars(self)):
-                if name.endswith("_") and not name.startswith("__"):
-                    delattr(self, name)
-            return
-        params = snapshot.pop("_params")
-        self._params[...] = params
-        for key, value in snapshot.items():
-            setattr(self, key, value)
+        state, in_place = snapshot
+        self._close_pool()
+        for array, saved in in_place:
+            array[...] = saved
+        self.__dict__.clear()
+        self.__dict__.update(state)
 
     def _fit_stochastic(self, X, y, Y, sample_weight, layer_units, incremental):
         optimizer = resolve_optimizer(self.optimizer, self.momentum)
@@ -653,7 +649,9 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                 threadpool_limits(limits=1, user_api="blas"),
                 _interrupt_flag() as stop,
             ):
-                self._run_epochs(engine, n_samples, batch_size, incremental, val, stop)
+                interrupted = self._run_epochs(
+                    engine, n_samples, batch_size, incremental, val, stop
+                )
         except BaseException:
             self._close_pool()
             raise
@@ -661,7 +659,9 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             self._close_pool()
 
         if early_stopping:
-            self._params[...] = self._best_params
+            # An interrupted fit keeps its last step, as the warning says.
+            if not interrupted:
+                self._params[...] = self._best_params
             del self._best_params
         if not np.isfinite(self._params).all():
             raise ValueError(
@@ -717,12 +717,15 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                 f"Got batch_size={self.batch_size} larger than the number of "
                 f"training samples ({n_samples}); it is clipped to {n_samples}.",
                 UserWarning,
-                stacklevel=5,
+                stacklevel=6,
             )
         return min(self.batch_size, n_samples)
 
     def _run_epochs(self, engine, n_samples, batch_size, incremental, val, stop):
-        """The epoch loop: one pass of the engine, then the bookkeeping."""
+        """The epoch loop: one pass of the engine, then the bookkeeping.
+
+        Returns whether Ctrl-C ended it.
+        """
         n_epochs = 1 if incremental else self.max_iter
         for _ in range(n_epochs):
             if self.shuffle:
@@ -751,20 +754,21 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                     "Training interrupted by user; keeping the weights of the last "
                     "finished step.",
                     UserWarning,
-                    stacklevel=5,
+                    stacklevel=6,
                 )
-                return
+                return True
             self._end_epoch(result, val)
             if self._should_stop(val is not None) and not incremental:
-                return
+                return False
         if not incremental:
             warnings.warn(
                 f"Stochastic optimizer: maximum iterations ({self.max_iter}) reached "
                 "and the optimization hasn't converged yet. Increase max_iter, or "
                 "the learning rate.",
                 ConvergenceWarning,
-                stacklevel=5,
+                stacklevel=6,
             )
+        return False
 
     def _end_epoch(self, result, val):
         """Record the epoch's loss and validation score; update the rate."""

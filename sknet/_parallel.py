@@ -583,5 +583,5 @@ def warn_in_process(reason):
         f"MLPClassifier trains in the calling process (as n_jobs=1) because "
         f"{reason}. The fitted weights are the same.",
         UserWarning,
-        stacklevel=6,
+        stacklevel=7,
     )

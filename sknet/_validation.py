@@ -97,7 +97,7 @@ def validation_split(X, y, Y, sample_weight, fraction, stratify, random_state):
                 f"early_stopping could not stratify the validation split ({err}); "
                 "holding out an unstratified random split instead.",
                 UserWarning,
-                stacklevel=5,
+                stacklevel=6,
             )
     if split is None:
         try:
@@ -115,7 +115,7 @@ def validation_split(X, y, Y, sample_weight, fraction, stratify, random_state):
             "one; this fit monitors the training loss instead. Increase "
             "validation_fraction or the number of samples.",
             UserWarning,
-            stacklevel=5,
+            stacklevel=6,
         )
         return None
     train, val = split[0::2], split[1::2]
