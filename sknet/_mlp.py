@@ -749,7 +749,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                     "large; lower it, or scale the input data (for example with "
                     "StandardScaler)."
                 )
-            if result.interrupted:
+            # Ctrl-C may also land after the engine's last check of an epoch.
+            if result.interrupted or stop():
                 warnings.warn(
                     "Training interrupted by user; keeping the weights of the last "
                     "finished step.",

@@ -294,8 +294,15 @@ def _worker_main(rank, n_workers, conn, barrier_read, barrier_writes):
         rank, n_workers, barrier_read.fileno(), [c.fileno() for c in barrier_writes]
     )
     worker = None
+    parent = os.getppid()
     while True:
         try:
+            # A forked sibling may hold the parent's end of this pipe open,
+            # so a dead parent is noticed by polling, not only by EOF.
+            if not conn.poll(_PARENT_CHECK):
+                if os.getppid() != parent:
+                    break
+                continue
             command, payload = conn.recv()
         except (EOFError, OSError):
             break
@@ -487,6 +494,7 @@ class WorkerPool:
         a["buffers"][...] = buffers
         a["order"][: len(order)] = order
         a["control"][...] = 0
+        a["control"][_STOP_REQUEST] = stop()
         replies = self._broadcast(
             "epoch", (len(order), batch_size, learning_rate), stop
         )
