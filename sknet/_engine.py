@@ -15,16 +15,19 @@ import numpy as np
 
 from ._network import finish_gradient, loss_grad
 
-# A shard has at least _MIN_SHARD_ROWS rows, and a batch at most _MAX_SHARDS
-# shards: enough rows for an efficient matrix multiply, enough shards to keep
-# several workers busy.
-_MIN_SHARD_ROWS = 32
+# Shards hold at least _MIN_SHARD_ROWS rows, and their number is a power of
+# two up to _MAX_SHARDS, so 2, 4 or 8 workers share them evenly. Each shard
+# costs a pass over a full gradient (measured: about 0.37 ms for 200,000
+# float64 parameters, an eighth of a 200-row step), so shards stay large.
+_MIN_SHARD_ROWS = 64
 _MAX_SHARDS = 8
 
 
 def shard_bounds(n_rows):
     """Cut ``n_rows`` rows into contiguous shards; return their edges."""
-    n_shards = min(_MAX_SHARDS, max(1, n_rows // _MIN_SHARD_ROWS))
+    n_shards = 1
+    while n_shards < _MAX_SHARDS and n_rows >= 2 * n_shards * _MIN_SHARD_ROWS:
+        n_shards *= 2
     return [(n_rows * k) // n_shards for k in range(n_shards + 1)]
 
 
@@ -79,8 +82,13 @@ def shard_loss_grad(problem, params, data, rows, grad):
     return loss, weight
 
 
-def apply_step(problem, params, grad, buffers, weight_sum, learning_rate, part):
-    """Normalise, add L2 and update the parameters in the slice ``part``."""
+def apply_step(
+    problem, params, grad, buffers, weight_sum, learning_rate, part, scratch
+):
+    """Normalise, add L2 and update the parameters in the slice ``part``.
+
+    ``scratch`` is a free array of the parameters' size.
+    """
     lo, hi = part
     n_coefs = problem.layout.n_coefs
     finish_gradient(
@@ -89,6 +97,7 @@ def apply_step(problem, params, grad, buffers, weight_sum, learning_rate, part):
         max(0, min(n_coefs, hi) - lo),
         problem.alpha,
         weight_sum,
+        scratch[lo:hi],
     )
     problem.optimizer.update(
         params[lo:hi], grad[lo:hi], [b[lo:hi] for b in buffers], learning_rate
@@ -164,6 +173,7 @@ class SerialEngine:
                     weight,
                     learning_rate,
                     (0, len(params)),
+                    self._shard_grad,
                 )
                 record_step(result, loss, weight, sq_norm, problem.alpha, end - start)
             if stop():

@@ -219,13 +219,14 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     and therefore the fitted weights, do not depend on the machine's thread
     count. Parallel speed comes from ``n_jobs``.
 
-    With ``n_jobs`` > 1, each batch is cut into shards of at least 32 rows
-    (8 at most) by a rule that depends on the batch size alone; worker
+    With ``n_jobs`` > 1, each batch is cut into 1, 2, 4 or 8 shards of at
+    least 64 rows by a rule that depends on the batch size alone; worker
     processes compute the shards' gradients into shared memory, add them
     from first to last and update the parameters, each over its own slice.
     A run with a given ``random_state`` therefore gives bitwise the same
-    weights for any ``n_jobs``, and more than 8 workers, or more workers than
-    a batch has shards, add little. Workers start once per ``fit`` and are
+    weights for any ``n_jobs``. Workers beyond the number of shards (2 for a
+    batch of 200 rows, 8 from 1,024 rows) only share the update, so larger
+    batches make use of more workers. Workers start once per ``fit`` and are
     reused by later ``partial_fit`` calls until the estimator is deleted,
     pickled or fitted again. With the 'fork' start method the workers of a
     ``fit`` inherit the data; otherwise it is copied once into shared

@@ -224,15 +224,19 @@ def _weight_gradient(A, delta, out):
         out[...] = safe_sparse_dot(A.T, delta, dense_output=True)
 
 
-def finish_gradient(grad, params, n_coefs, alpha, weight_sum):
+def finish_gradient(grad, params, n_coefs, alpha, weight_sum, scratch=None):
     """Turn a summed gradient into the batch's mean gradient with L2, in place.
 
     ``grad = (grad + alpha * W) / weight_sum``, where ``W`` is the weight part
-    of the parameters (biases are not penalised). The same scaling as
-    scikit-learn's, so that ``alpha`` means the same in both.
+    of the parameters (biases are not penalised): the same scaling as
+    scikit-learn's, so that ``alpha`` means the same in both. ``scratch``, a
+    free array at least as long as ``grad``, saves allocating a temporary.
     """
     if alpha:
-        grad[:n_coefs] += alpha * params[:n_coefs]
+        term = np.multiply(
+            params[:n_coefs], alpha, out=None if scratch is None else scratch[:n_coefs]
+        )
+        grad[:n_coefs] += term
     grad /= weight_sum
 
 

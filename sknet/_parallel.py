@@ -275,7 +275,14 @@ class _Worker:
                 for k in range(1, n_shards):
                     grad[lo:hi] += slots[k][lo:hi]
                 apply_step(
-                    problem, params, grad, buffers, weight, learning_rate, self.part
+                    problem,
+                    params,
+                    grad,
+                    buffers,
+                    weight,
+                    learning_rate,
+                    self.part,
+                    slots[-1],
                 )
                 record_step(result, loss, weight, sq_norm, alpha, end - start)
             self.barrier.wait()
@@ -458,7 +465,8 @@ class WorkerPool:
         X, Y, sample_weight = data
         n_params = problem.layout.n_params
         n_buffers = int(problem.optimizer.n_buffers)
-        n_slots = min(_MAX_SHARDS, max(1, batch_size))
+        # One slot per shard of the largest batch, and one of scratch.
+        n_slots = len(shard_bounds(batch_size))
         dtype = Y.dtype
         self._release_segments()
         self._state = _SharedArrays(
