@@ -1,7 +1,8 @@
 """sknet: a scikit-learn multi-layer perceptron with pluggable strategies."""
 
 from ._mlp import MLPClassifier
+from ._parallel import WorkerError
 
 __version__ = "0.1.0"
 
-__all__ = ["MLPClassifier", "__version__"]
+__all__ = ["MLPClassifier", "WorkerError", "__version__"]

@@ -228,7 +228,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     batch of 200 rows, 8 from 1,024 rows) only share the update, so larger
     batches make use of more workers. Workers start once per ``fit`` and are
     reused by later ``partial_fit`` calls until the estimator is deleted,
-    pickled or fitted again. With the 'fork' start method the workers of a
+    pickled (or deep-copied) or fitted again; a pickled estimator carries no
+    process or shared-memory handle. With the 'fork' start method the workers of a
     ``fit`` inherit the data; otherwise it is copied once into shared
     memory. If a worker dies, ``fit`` raises ``sknet.WorkerError`` (a
     ``RuntimeError``), leaves no process or segment behind and restores the
@@ -420,7 +421,11 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         return tags
 
     def __getstate__(self):
-        state = super().__getstate__()
+        # Pickling releases the workers, which cannot travel with the copy;
+        # a later partial_fit starts new ones.
+        self._close_pool()
+        # A copy: on some Pythons the base returns the live __dict__ itself.
+        state = dict(super().__getstate__())
         # The flat training buffer is rebuilt from coefs_ when needed.
         state.pop("_params", None)
         # Worker processes and shared memory stay with this process.

@@ -323,24 +323,38 @@ def _worker_main(rank, n_workers, conn, barrier_read, barrier_writes):
                 reply = None
             else:
                 reply = worker.run_epoch(*payload)
-            conn.send(("ok", reply))
+            _send(conn, ("ok", reply))
         except _Aborted:
-            conn.send(("aborted", None))
+            _send(conn, ("aborted", None))
         except BaseException as exc:  # noqa: BLE001 - the parent re-raises it
             for fd in barrier.write_fds:
                 os.write(fd, bytes([_ABORT]))
-            conn.send(("error", _picklable(exc), traceback.format_exc()))
+            _send(conn, ("error", exc, traceback.format_exc()))
     if worker is not None:
         worker.close()
     del limiter
 
 
-def _picklable(exc):
+def _send(conn, message):
+    """Reply to the parent; cloudpickle carries exceptions of any class."""
     try:
-        cloudpickle.loads(cloudpickle.dumps(exc))
-        return exc
+        data = cloudpickle.dumps(message)
     except Exception:
-        return RuntimeError(f"{type(exc).__name__}: {exc}")
+        status, exc, *trace = message
+        data = cloudpickle.dumps(
+            (status, RuntimeError(f"{type(exc).__name__}: {exc}"), *trace)
+        )
+    conn.send_bytes(data)
+
+
+def _receive(conn):
+    """A worker's reply, or None if its pipe is closed or has nothing."""
+    try:
+        if not conn.poll():
+            return None
+        return cloudpickle.loads(conn.recv_bytes())
+    except (EOFError, OSError):
+        return None
 
 
 # Parent side
@@ -511,11 +525,16 @@ class WorkerPool:
         return replies[0]
 
     def _broadcast(self, command, payload, stop):
-        for conn in self._conns[: self.n_workers]:
-            conn.send((command, payload))
+        for rank, conn in enumerate(self._conns[: self.n_workers]):
+            try:
+                conn.send((command, payload))
+            except OSError:
+                self._abort()
+                raise self._death(rank) from None
         return self._collect(stop)
 
     def _collect(self, stop):
+        """Wait for every worker's reply; a dead or failed worker aborts all."""
         conns = self._conns[: self.n_workers]
         sentinels = {p.sentinel: rank for rank, p in enumerate(self._processes)}
         replies, pending, error = (
@@ -528,27 +547,31 @@ class WorkerPool:
             if stop() and self._state is not None:
                 self._state.arrays["control"][_STOP_REQUEST] = 1
             for obj in ready:
-                if obj in sentinels:
-                    rank = sentinels[obj]
-                    if rank in pending and not conns[rank].poll():
-                        self._abort()
-                        raise self._death(rank)
+                rank = sentinels[obj] if obj in sentinels else conns.index(obj)
+                if rank not in pending:
                     continue
-                rank = conns.index(obj)
-                status, *reply = obj.recv()
+                message = _receive(conns[rank])
+                if message is None:
+                    if obj not in sentinels and self._processes[rank].is_alive():
+                        continue
+                    self._abort()
+                    raise self._death(rank)
+                status, reply, *trace = message
                 pending.discard(rank)
                 if status == "error" and error is None:
-                    error = reply
+                    error = (reply, trace[0])
                     self._abort()
-                replies[rank] = reply[0] if status == "ok" else None
+                replies[rank] = reply if status == "ok" else None
         if error is not None:
             exc, tb = error
             raise exc from RuntimeError(f"in an engine worker:\n{tb}")
         return replies
 
     def _death(self, rank):
-        code = self._processes[rank].exitcode
-        how = f"exit code {code}"
+        proc = self._processes[rank]
+        proc.join(timeout=1)  # reap it, so that its exit code is known
+        code = proc.exitcode
+        how = "exit code unknown" if code is None else f"exit code {code}"
         if code is not None and code < 0:
             how = f"killed by {signal.Signals(-code).name}"
         return WorkerError(

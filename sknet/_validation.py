@@ -37,6 +37,11 @@ PARAMETER_CONSTRAINTS = {
         Interval(Integral, 1, None, closed="left"),
         Options(Real, {np.inf}),
     ],
+    "n_jobs": [
+        Interval(Integral, 1, None, closed="left"),
+        Interval(Integral, None, -1, closed="right"),
+        None,
+    ],
 }
 
 
