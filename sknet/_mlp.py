@@ -2,7 +2,6 @@
 
 import signal
 import threading
-import warnings
 from contextlib import contextmanager
 
 import numpy as np
@@ -22,6 +21,7 @@ from sklearn.utils.validation import (
 )
 from threadpoolctl import threadpool_limits
 
+from ._callbacks import CallbackSupportMixin, FitHooks, with_callbacks
 from ._engine import _MAX_SHARDS, Problem, SerialEngine
 from ._network import Layout, forward
 from ._parallel import WorkerPool, reason_not_to_start, warn_in_process
@@ -31,11 +31,12 @@ from ._validation import (
     check_sample_weight_values,
     resolve_optimizer,
     validation_split,
+    warn_user,
 )
 from .initializers import initialize_weights
 
 
-class MLPClassifier(ClassifierMixin, BaseEstimator):
+class MLPClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
     """Multi-layer perceptron classifier trained by mini-batch gradient descent.
 
     A drop-in replacement for scikit-learn's ``MLPClassifier`` with the
@@ -311,6 +312,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
 
     # Public API
 
+    @with_callbacks
     def fit(self, X, y, sample_weight=None):
         """Fit the model to data matrix X and targets y.
 
@@ -334,6 +336,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         self._validate_params()
         return self._fit(X, y, sample_weight, incremental=False)
 
+    @with_callbacks
     def partial_fit(self, X, y, sample_weight=None, classes=None):
         """Update the model with one epoch over the given data.
 
@@ -501,7 +504,17 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             self._initialize(layer_units, X.dtype)
         else:
             self._check_layout(layer_units)
-        self._fit_stochastic(X, y, Y, sample_weight, layer_units, incremental)
+        hooks = FitHooks(
+            self,
+            "partial_fit" if incremental else "fit",
+            1 if incremental else self.max_iter,
+            X,
+            y,
+            sample_weight,
+        )
+        hooks.begin()
+        self._fit_stochastic(X, y, Y, sample_weight, incremental, hooks)
+        hooks.end()
         return self
 
     def _encode_targets(self, y, first_pass, classes, dtype):
@@ -566,6 +579,31 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         self.validation_scores_ = None
         self.best_validation_score_ = None
 
+    def _fitted_attributes(self):
+        """Copies of what a fitted estimator as of now needs (for callbacks)."""
+        attributes = {
+            "coefs_": [c.copy() for c in self.coefs_],
+            "intercepts_": [b.copy() for b in self.intercepts_],
+            "loss_curve_": list(self.loss_curve_),
+        }
+        for name in ("n_iter_", "t_", "loss_", "best_loss_", "best_validation_score_"):
+            if hasattr(self, name):
+                attributes[name] = getattr(self, name)
+        scores = getattr(self, "validation_scores_", None)
+        attributes["validation_scores_"] = None if scores is None else list(scores)
+        return attributes
+
+    def __copy__(self):
+        # A shallow copy shares no worker pool and no training buffer with the
+        # original, so training one never moves the other's weights.
+        new = type(self).__new__(type(self))
+        new.__dict__.update(
+            (k, v) for k, v in self.__dict__.items() if k not in ("_pool", "_params")
+        )
+        if getattr(self, "_optimizer_buffers", None) is not None:
+            new._optimizer_buffers = self._optimizer_buffers.copy()
+        return new
+
     def _set_params_buffer(self, params):
         self._params = params
         self.coefs_, self.intercepts_ = self._layout.views(params)
@@ -611,16 +649,19 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         self._close_pool()
         for array, saved in in_place:
             array[...] = saved
+        # The callback framework tears down after the call: keep its context.
+        live = {k: v for k, v in vars(self).items() if k in _CALLBACK_STATE}
         self.__dict__.clear()
         self.__dict__.update(state)
+        self.__dict__.update(live)
 
-    def _fit_stochastic(self, X, y, Y, sample_weight, layer_units, incremental):
+    def _fit_stochastic(self, X, y, Y, sample_weight, incremental, hooks):
         optimizer = resolve_optimizer(self.optimizer, self.momentum)
         n_buffers = int(optimizer.n_buffers)
         if not incremental:
             self._learning_rate = self.learning_rate_init
             self._no_improvement_count = 0
-        buffers = self._optimizer_buffers
+        buffers = getattr(self, "_optimizer_buffers", None)
         if not incremental or buffers is None or buffers.shape[0] != n_buffers:
             buffers = np.zeros((n_buffers, self._layout.n_params), self._fit_dtype)
             self._optimizer_buffers = buffers
@@ -639,6 +680,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             )
             if split is not None:
                 (X, _, Y, sample_weight), val = split
+                X_val, y_val, _, sw_val = val
+                hooks.monitor(X_val, y_val, sw_val)
             early_stopping = split is not None
         if not incremental:
             self._start_monitoring(early_stopping)
@@ -655,8 +698,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                 threadpool_limits(limits=1, user_api="blas"),
                 _interrupt_flag() as stop,
             ):
-                interrupted = self._run_epochs(
-                    engine, n_samples, batch_size, incremental, val, stop
+                stopped = self._run_epochs(
+                    engine, n_samples, batch_size, incremental, val, stop, hooks
                 )
         except BaseException:
             self._close_pool()
@@ -665,8 +708,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             self._close_pool()
 
         if early_stopping:
-            # An interrupted fit keeps its last step, as the warning says.
-            if not interrupted:
+            # A fit that Ctrl-C or a callback stopped keeps its last step.
+            if not stopped:
                 self._params[...] = self._best_params
             del self._best_params
         if not np.isfinite(self._params).all():
@@ -719,21 +762,21 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         if self.batch_size == "auto":
             return min(200, n_samples)
         if self.batch_size > n_samples:
-            warnings.warn(
+            warn_user(
                 f"Got batch_size={self.batch_size} larger than the number of "
                 f"training samples ({n_samples}); it is clipped to {n_samples}.",
                 UserWarning,
-                stacklevel=6,
             )
         return min(self.batch_size, n_samples)
 
-    def _run_epochs(self, engine, n_samples, batch_size, incremental, val, stop):
+    def _run_epochs(self, engine, n_samples, batch_size, incremental, val, stop, hooks):
         """The epoch loop: one pass of the engine, then the bookkeeping.
 
-        Returns whether Ctrl-C ended it.
+        Returns whether Ctrl-C or a callback ended it.
         """
         n_epochs = 1 if incremental else self.max_iter
         for _ in range(n_epochs):
+            hooks.begin_epoch()
             if self.shuffle:
                 order = self._random_state.permutation(n_samples)
             else:
@@ -757,23 +800,25 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                 )
             # Ctrl-C may also land after the engine's last check of an epoch.
             if result.interrupted or stop():
-                warnings.warn(
+                hooks.abandon_epoch()
+                warn_user(
                     "Training interrupted by user; keeping the weights of the last "
                     "finished step.",
                     UserWarning,
-                    stacklevel=6,
                 )
                 return True
             self._end_epoch(result, val)
+            if hooks.end_epoch():
+                self._report(f"A callback stopped training after epoch {self.n_iter_}.")
+                return True
             if self._should_stop(val is not None) and not incremental:
                 return False
         if not incremental:
-            warnings.warn(
+            warn_user(
                 f"Stochastic optimizer: maximum iterations ({self.max_iter}) reached "
                 "and the optimization hasn't converged yet. Increase max_iter, or "
                 "the learning rate.",
                 ConvergenceWarning,
-                stacklevel=6,
             )
         return False
 
@@ -826,6 +871,10 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         """The estimator's one writer: a line on stdout when verbose."""
         if self.verbose:
             print(message, flush=True)
+
+
+# What scikit-learn's callback framework keeps on the estimator during a call.
+_CALLBACK_STATE = ("_callback_fit_ctx", "_skl_callbacks_to_teardown")
 
 
 @contextmanager

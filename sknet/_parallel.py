@@ -28,7 +28,6 @@ import sys
 import threading
 import traceback
 import types
-import warnings
 import weakref
 from contextlib import contextmanager
 from multiprocessing import resource_tracker, shared_memory
@@ -50,6 +49,7 @@ from ._engine import (
     shard_loss_grad,
     weight_sq_norm,
 )
+from ._validation import warn_user
 
 _ABORT = 255
 # Python 3.13 lets a process attach to a segment without tracking it.
@@ -618,9 +618,8 @@ def reason_not_to_start():
 
 def warn_in_process(reason):
     """Say once that the fit runs in-process, and why."""
-    warnings.warn(
+    warn_user(
         f"MLPClassifier trains in the calling process (as n_jobs=1) because "
         f"{reason}. The fitted weights are the same.",
         UserWarning,
-        stacklevel=7,
     )

@@ -1,5 +1,7 @@
 """Checks of the estimator's parameters and inputs, kept in one place."""
 
+import os
+import sys
 import warnings
 from numbers import Integral, Real
 
@@ -98,11 +100,9 @@ def validation_split(X, y, Y, sample_weight, fraction, stratify, random_state):
                 *arrays, test_size=fraction, random_state=random_state, stratify=y
             )
         except ValueError as err:
-            warnings.warn(
+            warn_user(
                 f"early_stopping could not stratify the validation split ({err}); "
                 "holding out an unstratified random split instead.",
-                UserWarning,
-                stacklevel=6,
             )
     if split is None:
         try:
@@ -113,17 +113,32 @@ def validation_split(X, y, Y, sample_weight, fraction, stratify, random_state):
             split = None
     too_small = split is None or split[1].shape[0] < MIN_VALIDATION_SAMPLES
     if too_small or split[0].shape[0] < 1:
-        warnings.warn(
+        warn_user(
             "early_stopping needs a validation split of at least "
             f"{MIN_VALIDATION_SAMPLES} samples, but "
             f"validation_fraction={fraction} of {X.shape[0]} samples does not give "
             "one; this fit monitors the training loss instead. Increase "
             "validation_fraction or the number of samples.",
-            UserWarning,
-            stacklevel=6,
         )
         return None
     train, val = split[0::2], split[1::2]
     if sample_weight is None:
         train, val = list(train) + [None], list(val) + [None]
     return tuple(train), tuple(val)
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+# The wrapper scikit-learn's callback framework puts around fit.
+_WRAPPER = os.path.join("sklearn", "callback", "_callback_support.py")
+
+
+def warn_user(message, category=UserWarning):
+    """Warn, pointing at the first frame outside sknet: the user's call."""
+    # stacklevel 1 is this function, 2 its caller, and so on.
+    frame, level = sys._getframe(1), 2
+    while frame is not None and (
+        frame.f_code.co_filename.startswith(_PACKAGE_DIR)
+        or frame.f_code.co_filename.endswith(_WRAPPER)
+    ):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, category, stacklevel=level)
