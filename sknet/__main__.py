@@ -104,8 +104,27 @@ def _parser():
     )
     add("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     add("--quiet", action="store_true", help="do not print one line per epoch")
+    add(
+        "--progress",
+        action="store_true",
+        help="show a progress bar instead of one line per epoch "
+        '(needs scikit-learn >= 1.9 and rich: pip install ".[progress]")',
+    )
     add("--version", action="version", version=f"sknet {__version__}")
     return parser
+
+
+def _add_progress_bar(model):
+    """Attach scikit-learn's ProgressBar, or exit with what is missing."""
+    try:
+        from sklearn.callback import ProgressBar
+
+        model.set_callbacks(ProgressBar())
+    except ImportError as exc:
+        sys.exit(
+            f"--progress needs scikit-learn >= 1.9 and rich ({exc}); install them "
+            'with: pip install ".[progress]"'
+        )
 
 
 def main(argv=None):
@@ -128,9 +147,11 @@ def main(argv=None):
         early_stopping=args.early_stopping,
         n_jobs=args.n_jobs,
         random_state=args.seed,
-        verbose=not args.quiet,
+        verbose=not (args.quiet or args.progress),
     )
     model = make_pipeline(StandardScaler(), clf)
+    if args.progress:
+        _add_progress_bar(model)
 
     start = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:

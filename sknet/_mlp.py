@@ -239,6 +239,16 @@ class MLPClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
     of ``GridSearchCV(n_jobs=2)``), training runs in the calling process with
     a ``UserWarning``, so nested parallelism never oversubscribes the cores.
 
+    With scikit-learn 1.9 or newer, the estimator supports its callback
+    framework (``set_callbacks``): ``fit`` (or each ``partial_fit`` call) is
+    the root task and every epoch a subtask. Hooks receive the validation
+    split as ``X`` and ``y`` when early stopping holds one out, else the
+    training data; ``fitted_estimator`` is a copy that predicts as of the
+    epoch and is only built when a hook asks for it. A hook that returns
+    True at the end of an epoch stops training there, keeping that epoch's
+    weights. Callbacks run in the calling process between epochs, whatever
+    ``n_jobs``; a callback that raises ends the fit as any error does.
+
     References
     ----------
     .. [1] X. Glorot and Y. Bengio, "Understanding the difficulty of training
