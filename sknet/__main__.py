@@ -11,7 +11,6 @@ import sys
 import time
 import warnings
 
-from joblib import effective_n_jobs
 from sklearn.datasets import load_digits
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
@@ -19,14 +18,16 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from . import MLPClassifier, __version__
-from ._engine import _MAX_SHARDS
+from ._parallel import n_workers_for
 from .initializers import INITIALIZERS
 from .optimizers import OPTIMIZERS
 
 
 def _hidden_sizes(text):
+    if not text.strip():
+        return ()  # no hidden layer: a linear model
     try:
-        sizes = tuple(int(part) for part in text.split(",") if part.strip())
+        sizes = tuple(int(part) for part in text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"expected comma-separated integers such as 128,64; got {text!r}"
@@ -129,7 +130,10 @@ def _add_progress_bar(model):
 
 def main(argv=None):
     """Run the digits job; return the process exit code."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not 0 < args.test_size < 1:
+        parser.error(f"--test-size must be in (0, 1); got {args.test_size}")
     X, y = load_digits(return_X_y=True)
     X_train, X_test, y_train, y_test = train_test_split(
         X, y, test_size=args.test_size, stratify=y, random_state=args.seed
@@ -156,12 +160,15 @@ def main(argv=None):
     start = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
-        model.fit(X_train, y_train)
+        try:
+            model.fit(X_train, y_train)
+        except ValueError as exc:  # a bad setting, or a diverging fit
+            parser.error(str(exc))
     seconds = time.perf_counter() - start
     for warning in caught:
         print(f"warning: {warning.message}", file=sys.stderr)
 
-    workers = min(effective_n_jobs(args.n_jobs), _MAX_SHARDS)
+    workers = n_workers_for(args.n_jobs)
     print(f"test accuracy: {model.score(X_test, y_test):.4f}")
     print(f"fit time: {seconds:.2f} s for {clf.n_iter_} epochs")
     print(
@@ -169,9 +176,10 @@ def main(argv=None):
         f"hidden={args.hidden}, activation={args.activation}, "
         f"optimizer={args.optimizer}, initializer={args.initializer}, "
         f"batch_size={args.batch_size}, learning_rate_init={args.learning_rate}, "
-        f"momentum={args.momentum}, alpha={args.alpha}, "
+        + (f"momentum={args.momentum}, " if args.optimizer != "sgd" else "")
+        + f"alpha={args.alpha}, "
         f"early_stopping={args.early_stopping}, seed={args.seed}, "
-        f"workers={workers if workers > 1 else 1}"
+        f"workers={workers}"
     )
     return 0
 

@@ -6,7 +6,6 @@ from contextlib import contextmanager
 
 import numpy as np
 import scipy.sparse as sp
-from joblib import effective_n_jobs
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import accuracy_score
@@ -22,9 +21,14 @@ from sklearn.utils.validation import (
 from threadpoolctl import threadpool_limits
 
 from ._callbacks import CallbackSupportMixin, FitHooks, with_callbacks
-from ._engine import _MAX_SHARDS, Problem, SerialEngine
+from ._engine import Problem, SerialEngine
 from ._network import Layout, forward
-from ._parallel import WorkerPool, reason_not_to_start, warn_in_process
+from ._parallel import (
+    WorkerPool,
+    n_workers_for,
+    reason_not_to_start,
+    warn_in_process,
+)
 from ._validation import (
     PARAMETER_CONSTRAINTS,
     check_hidden_layer_sizes,
@@ -127,8 +131,11 @@ class MLPClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
     n_jobs : int or None, default=None
         Number of worker processes that share each mini-batch. None means 1
         unless in a :func:`joblib.parallel_config` context; -1 means all
-        usable cores. With 1, training runs in the calling process and
-        starts no process. The fitted weights do not depend on ``n_jobs``.
+        usable cores. It is capped at the number of usable cores and at 8.
+        With 1, training runs in the calling process and starts no process.
+        The fitted weights do not depend on ``n_jobs``. Processes pay off on
+        large data and networks; on a data set the size of the digits they
+        cost more than they save.
         See Notes for how batches are split and where workers are not
         started.
 
@@ -214,7 +221,11 @@ class MLPClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
     training after the current batch, keeps its weights (even with early
     stopping, which then does not restore the best epoch's) and warns; a
     second Ctrl-C raises ``KeyboardInterrupt`` at once, and the estimator
-    returns to its state before the call, as after any error.
+    returns to its state before the call, as after any error. This applies
+    where Python's default SIGINT handler is in place; a program that ignores
+    SIGINT, or handles it itself, keeps its own handling. A fit whose loss
+    ends finite but more than ten times that of a constant guess raises a
+    ``ConvergenceWarning`` that names the learning rate.
 
     During training, BLAS is limited to one thread, so that the arithmetic,
     and therefore the fitted weights, do not depend on the machine's thread
@@ -223,21 +234,23 @@ class MLPClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
     With ``n_jobs`` > 1, each batch is cut into 1, 2, 4 or 8 shards of at
     least 64 rows by a rule that depends on the batch size alone; worker
     processes compute the shards' gradients into shared memory, add them
-    from first to last and update the parameters, each over its own slice.
-    A run with a given ``random_state`` therefore gives bitwise the same
+    from first to last and update the parameters, each over its own slice. A
+    run with a given ``random_state`` therefore gives bitwise the same
     weights for any ``n_jobs``. Workers beyond the number of shards (2 for a
     batch of 200 rows, 8 from 1,024 rows) only share the update, so larger
-    batches make use of more workers. Workers start once per ``fit`` and are
-    reused by later ``partial_fit`` calls until the estimator is deleted,
-    pickled (or deep-copied) or fitted again; a pickled estimator carries no
-    process or shared-memory handle. With the 'fork' start method the workers of a
-    ``fit`` inherit the data; otherwise it is copied once into shared
-    memory. If a worker dies, ``fit`` raises ``sknet.WorkerError`` (a
-    ``RuntimeError``), leaves no process or segment behind and restores the
-    estimator. Where workers should not be started (in a daemonic process, a
-    thread other than the main one, or inside a joblib worker such as those
-    of ``GridSearchCV(n_jobs=2)``), training runs in the calling process with
-    a ``UserWarning``, so nested parallelism never oversubscribes the cores.
+    batches make use of more workers. A ``fit`` starts its workers once and
+    ends them when it returns. ``partial_fit`` keeps its workers for the
+    next ``partial_fit`` call (each call copies its rows into shared memory
+    once) until the estimator is deleted, pickled (or deep-copied) or fitted
+    again; a pickled estimator carries no process or shared-memory handle.
+    With the 'fork' start method the workers of a ``fit`` inherit the data;
+    otherwise it is copied once into shared memory. If a worker dies,
+    ``fit`` raises ``sknet.WorkerError`` (a ``RuntimeError``), leaves no
+    process or segment behind and restores the estimator. Where workers
+    should not be started (in a daemonic process, a thread other than the
+    main one, or inside a joblib worker such as those of
+    ``GridSearchCV(n_jobs=2)``), training runs in the calling process with a
+    ``UserWarning``, so nested parallelism never oversubscribes the cores.
 
     With scikit-learn 1.9 or newer, the estimator supports its callback
     framework (``set_callbacks``): ``fit`` (or each ``partial_fit`` call) is
@@ -704,8 +717,10 @@ class MLPClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
         data = (X, Y, sample_weight)
         engine = self._engine(problem, data, batch_size, incremental)
         try:
+            # Overflow is caught as divergence below, not reported by numpy.
             with (
                 threadpool_limits(limits=1, user_api="blas"),
+                np.errstate(over="ignore", invalid="ignore"),
                 _interrupt_flag() as stop,
             ):
                 stopped = self._run_epochs(
@@ -731,7 +746,7 @@ class MLPClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
 
     def _engine(self, problem, data, batch_size, incremental):
         """The serial engine, or the worker pool (reused by partial_fit)."""
-        n_workers = min(effective_n_jobs(self.n_jobs), _MAX_SHARDS)
+        n_workers = n_workers_for(self.n_jobs)
         if n_workers > 1:
             reason = reason_not_to_start()
             if reason is not None:
@@ -822,8 +837,10 @@ class MLPClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
                 self._report(f"A callback stopped training after epoch {self.n_iter_}.")
                 return True
             if self._should_stop(val is not None) and not incremental:
+                self._warn_if_diverged()
                 return False
         if not incremental:
+            self._warn_if_diverged()
             warn_user(
                 f"Stochastic optimizer: maximum iterations ({self.max_iter}) reached "
                 "and the optimization hasn't converged yet. Increase max_iter, or "
@@ -831,6 +848,23 @@ class MLPClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
                 ConvergenceWarning,
             )
         return False
+
+    def _warn_if_diverged(self):
+        """Warn when a fit ends far worse than a constant guess would do."""
+        if self.out_activation_ == "softmax":
+            guess = np.log(self.n_outputs_)
+        else:
+            guess = self.n_outputs_ * np.log(2)
+        if self.loss_curve_ and self.loss_curve_[-1] > 10 * guess:
+            warn_user(
+                f"The training loss ended at {self.loss_curve_[-1]:.4g}, more than "
+                f"ten times that of a constant guess ({guess:.3g}): training "
+                "diverged, though without overflowing. The learning rate "
+                f"(learning_rate_init={self.learning_rate_init!r}) is likely too "
+                "large; lower it, or scale the input data (for example with "
+                "StandardScaler).",
+                ConvergenceWarning,
+            )
 
     def _end_epoch(self, result, val):
         """Record the epoch's loss and validation score; update the rate."""
@@ -892,15 +926,18 @@ def _interrupt_flag():
     """Turn the first Ctrl-C into a flag that the epoch loop polls.
 
     Yields a callable that tells whether Ctrl-C was pressed. A second Ctrl-C
-    raises KeyboardInterrupt at once. Outside the main thread, where no
-    signal arrives, the flag stays false.
+    raises KeyboardInterrupt at once. Only Python's default handler is
+    replaced: a program that ignores SIGINT, or handles it its own way, keeps
+    its handler. Outside the main thread, where no signal arrives, the flag
+    stays false.
     """
     pressed = []
-    if threading.current_thread() is not threading.main_thread():
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.getsignal(signal.SIGINT)
+    if previous is not signal.default_int_handler:
         yield lambda: False
         return
-
-    previous = signal.getsignal(signal.SIGINT)
 
     def on_sigint(signum, frame):
         if pressed:

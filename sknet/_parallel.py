@@ -36,6 +36,7 @@ from multiprocessing.connection import wait
 import cloudpickle
 import numpy as np
 import scipy.sparse as sp
+from joblib import cpu_count, effective_n_jobs
 from threadpoolctl import threadpool_limits
 
 from ._engine import (
@@ -597,6 +598,11 @@ class WorkerPool:
         """Stop the workers and unlink the shared memory."""
         self._state = self._data = None
         self._finalizer()
+
+
+def n_workers_for(n_jobs):
+    """Processes to start for ``n_jobs``: never more than cores or shards."""
+    return max(1, min(effective_n_jobs(n_jobs), cpu_count(), _MAX_SHARDS))
 
 
 def reason_not_to_start():

@@ -8,8 +8,10 @@ which moves ``params`` in place.
 The update must be **element-wise**: each coordinate of the result may depend
 only on the same coordinate of ``params``, ``grad`` and each buffer. The
 training engine relies on this to split an update over worker processes, by
-calling ``update`` on slices of the arrays. Adam-style rules are element-wise;
-rules that need a norm of the whole gradient are not.
+calling ``update`` on slices of the arrays. Adam-style rules are element-wise
+(a rule that needs the step count, as Adam's bias correction does, can keep
+it in one of its buffers, every element holding the same count); rules that
+need a norm of the whole gradient are not.
 
 The learning-rate schedule (``learning_rate``, ``power_t``) and the L2 term
 (``alpha``) are the estimator's: ``grad`` already holds the regularised

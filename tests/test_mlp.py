@@ -1057,3 +1057,45 @@ def test_grid_search_over_optimizer_and_initializer(multiclass_data):
     assert best["mlpclassifier__optimizer"] in grid["mlpclassifier__optimizer"]
     assert search.best_score_ > 0.5
     assert search.predict(X).shape == (X.shape[0],)
+
+
+def test_ctrl_c_ignored_by_the_program_stays_ignored(multiclass_data):
+    """A program that ignores SIGINT keeps ignoring it during fit."""
+    X, y = multiclass_data
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        clf = MLPClassifier(
+            (8,),
+            optimizer=InterruptingNesterov(at=(5,)),
+            max_iter=4,
+            tol=0.0,
+            n_iter_no_change=np.inf,
+            random_state=0,
+        )
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            clf.fit(X, y)
+        assert not [w for w in caught if "interrupted" in str(w.message)]
+        assert clf.n_iter_ == 4
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def test_finite_divergence_warns_naming_the_learning_rate(digits_split):
+    """A loss that ends huge but finite gives a ConvergenceWarning, not silence."""
+    X_train, _, y_train, _ = digits_split
+    clf = MLPClassifier(learning_rate_init=50.0, max_iter=20, random_state=0)
+    with pytest.warns(ConvergenceWarning, match="learning_rate_init=50.0"):
+        clf.fit(X_train, y_train)
+    assert clf.loss_ > 10 * np.log(10)
+
+
+def test_converging_fit_does_not_warn_of_divergence(digits_split):
+    """A healthy fit ends below a constant guess's loss and does not warn."""
+    X_train, _, y_train, _ = digits_split
+    clf = MLPClassifier(learning_rate_init=0.05, max_iter=60, random_state=0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        clf.fit(X_train, y_train)
+    assert not [w for w in caught if "constant guess" in str(w.message)]
