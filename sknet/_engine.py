@@ -9,9 +9,12 @@ whichever slice of the parameters a process updates, the arithmetic is the
 same, which is what makes a fit independent of the number of workers.
 """
 
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from ._network import finish_gradient, loss_grad
 
@@ -21,6 +24,30 @@ from ._network import finish_gradient, loss_grad
 # float64 parameters, an eighth of a 200-row step), so shards stay large.
 _MIN_SHARD_ROWS = 64
 _MAX_SHARDS = 8
+
+
+_blas_lock = threading.Lock()
+_blas_state = {"users": 0, "limiter": None}
+
+
+@contextmanager
+def single_blas_thread():
+    """Hold BLAS at one thread while any training runs in this process.
+
+    BLAS's thread count is global to the process: fits running at once in
+    several threads share one limit, set by the first and lifted by the last.
+    """
+    with _blas_lock:
+        if _blas_state["users"] == 0:
+            _blas_state["limiter"] = threadpool_limits(limits=1, user_api="blas")
+        _blas_state["users"] += 1
+    try:
+        yield
+    finally:
+        with _blas_lock:
+            _blas_state["users"] -= 1
+            if _blas_state["users"] == 0:
+                _blas_state.pop("limiter").restore_original_limits()
 
 
 def shard_bounds(n_rows):
@@ -55,6 +82,7 @@ class EpochResult:
 
     loss_sum: float = 0.0
     n_rows: int = 0
+    n_seen: int = 0
     n_steps: int = 0
     diverged: bool = False
     interrupted: bool = False
@@ -99,9 +127,14 @@ def apply_step(
         weight_sum,
         scratch[lo:hi],
     )
-    problem.optimizer.update(
+    returned = problem.optimizer.update(
         params[lo:hi], grad[lo:hi], [b[lo:hi] for b in buffers], learning_rate
     )
+    if returned is not None:
+        raise TypeError(
+            f"{type(problem.optimizer).__name__}.update must move params in place "
+            f"and return None; it returned a {type(returned).__name__}."
+        )
 
 
 def ordered_sum(values):
@@ -176,6 +209,7 @@ class SerialEngine:
                     self._shard_grad,
                 )
                 record_step(result, loss, weight, sq_norm, problem.alpha, end - start)
+            result.n_seen += end - start
             if stop():
                 result.interrupted = True
                 return result

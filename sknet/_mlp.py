@@ -18,10 +18,9 @@ from sklearn.utils.validation import (
     column_or_1d,
     validate_data,
 )
-from threadpoolctl import threadpool_limits
 
 from ._callbacks import CallbackSupportMixin, FitHooks, with_callbacks
-from ._engine import Problem, SerialEngine
+from ._engine import Problem, SerialEngine, single_blas_thread
 from ._network import Layout, forward
 from ._parallel import (
     WorkerPool,
@@ -237,7 +236,7 @@ class MLPClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
     from first to last and update the parameters, each over its own slice. A
     run with a given ``random_state`` therefore gives bitwise the same
     weights for any ``n_jobs``. Workers beyond the number of shards (2 for a
-    batch of 200 rows, 8 from 1,024 rows) only share the update, so larger
+    batch of 200 rows, 8 from 512 rows) only share the update, so larger
     batches make use of more workers. A ``fit`` starts its workers once and
     ends them when it returns. ``partial_fit`` keeps its workers for the
     next ``partial_fit`` call (each call copies its rows into shared memory
@@ -447,15 +446,16 @@ class MLPClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
         return tags
 
     def __getstate__(self):
-        # Pickling releases the workers, which cannot travel with the copy;
-        # a later partial_fit starts new ones.
-        self._close_pool()
+        # Pickling releases idle workers, which cannot travel with the copy (a
+        # later partial_fit starts new ones); a running fit keeps its own.
+        if not self.__dict__.get("_training", False):
+            self._close_pool()
         # A copy: on some Pythons the base returns the live __dict__ itself.
         state = dict(super().__getstate__())
-        # The flat training buffer is rebuilt from coefs_ when needed.
-        state.pop("_params", None)
-        # Worker processes and shared memory stay with this process.
-        state.pop("_pool", None)
+        # The flat training buffer is rebuilt from coefs_ when needed; worker
+        # processes and shared memory stay with this process.
+        for key in ("_params", "_pool", "_training"):
+            state.pop(key, None)
         return state
 
     # Prediction helpers
@@ -486,12 +486,15 @@ class MLPClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
     def _fit(self, X, y, sample_weight, incremental, classes=None):
         snapshot = self._snapshot()
         try:
+            self._training = True
             return self._fit_checked(X, y, sample_weight, incremental, classes)
         except BaseException:
             # A failed call (bad input, divergence, a dead worker, a second
             # Ctrl-C) leaves the estimator as it was before the call.
             self._restore(snapshot)
             raise
+        finally:
+            self.__dict__.pop("_training", None)
 
     def _fit_checked(self, X, y, sample_weight, incremental, classes):
         hidden = check_hidden_layer_sizes(self.hidden_layer_sizes)
@@ -516,7 +519,7 @@ class MLPClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
             X = X.astype(self.coefs_[0].dtype, copy=False)
         if sp.issparse(X):
             X = X.tocsr()
-        Y = self._encode_targets(y, first_pass, classes, X.dtype)
+        Y = self._encode_targets(y, first_pass, classes, X.dtype, incremental)
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X, dtype=X.dtype)
             check_sample_weight_values(sample_weight)
@@ -540,7 +543,7 @@ class MLPClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
         hooks.end()
         return self
 
-    def _encode_targets(self, y, first_pass, classes, dtype):
+    def _encode_targets(self, y, first_pass, classes, dtype, incremental):
         """Fit or check the label binarizer; return Y as a float matrix."""
         if first_pass:
             self._label_binarizer = LabelBinarizer()
@@ -568,6 +571,14 @@ class MLPClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
                 )
             if not self._multilabel:
                 self._check_labels_known(y)
+            if not incremental and not self._multilabel:
+                seen = np.unique(y)
+                if not np.array_equal(seen, np.unique(self.classes_)):
+                    raise ValueError(
+                        "warm_start can only be used where `y` has the same "
+                        "classes as in the previous call to fit. Previously got "
+                        f"{self.classes_}, `y` has {seen}."
+                    )
         Y = self._label_binarizer.transform(y)
         Y = Y.toarray() if sp.issparse(Y) else Y
         return np.asarray(Y, dtype=dtype)
@@ -620,9 +631,11 @@ class MLPClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
         # A shallow copy shares no worker pool and no training buffer with the
         # original, so training one never moves the other's weights.
         new = type(self).__new__(type(self))
-        new.__dict__.update(
-            (k, v) for k, v in self.__dict__.items() if k not in ("_pool", "_params")
-        )
+        skip = ("_pool", "_params", "_training")
+        new.__dict__.update((k, v) for k, v in self.__dict__.items() if k not in skip)
+        if hasattr(self, "coefs_"):
+            new.coefs_ = [c.copy() for c in self.coefs_]
+            new.intercepts_ = [b.copy() for b in self.intercepts_]
         if getattr(self, "_optimizer_buffers", None) is not None:
             new._optimizer_buffers = self._optimizer_buffers.copy()
         return new
@@ -715,14 +728,14 @@ class MLPClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
             self._layout, self.activation, self.out_activation_, self.alpha, optimizer
         )
         data = (X, Y, sample_weight)
-        engine = self._engine(problem, data, batch_size, incremental)
         try:
             # Overflow is caught as divergence below, not reported by numpy.
             with (
-                threadpool_limits(limits=1, user_api="blas"),
-                np.errstate(over="ignore", invalid="ignore"),
                 _interrupt_flag() as stop,
+                single_blas_thread(),
+                np.errstate(over="ignore", invalid="ignore"),
             ):
+                engine = self._engine(problem, data, batch_size, incremental)
                 stopped = self._run_epochs(
                     engine, n_samples, batch_size, incremental, val, stop, hooks
                 )
@@ -814,7 +827,7 @@ class MLPClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
                 self._learning_rate,
                 stop,
             )
-            self.t_ += result.n_rows
+            self.t_ += result.n_seen
             if result.diverged:
                 raise ValueError(
                     f"Training diverged in epoch {self.n_iter_ + 1}: the loss became "
@@ -917,6 +930,9 @@ class MLPClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
             print(message, flush=True)
 
 
+# The Ctrl-C flag of the training call running in the main thread, if any.
+_ACTIVE_FLAG = []
+
 # What scikit-learn's callback framework keeps on the estimator during a call.
 _CALLBACK_STATE = ("_callback_fit_ctx", "_skl_callbacks_to_teardown")
 
@@ -931,6 +947,11 @@ def _interrupt_flag():
     its handler. Outside the main thread, where no signal arrives, the flag
     stays false.
     """
+    if _ACTIVE_FLAG and threading.current_thread() is threading.main_thread():
+        # Nested in another training call (fit_stream's partial_fit calls):
+        # one Ctrl-C stops them all.
+        yield _ACTIVE_FLAG[-1]
+        return
     pressed = []
     previous = None
     if threading.current_thread() is threading.main_thread():
@@ -946,7 +967,9 @@ def _interrupt_flag():
         pressed.append(True)
 
     signal.signal(signal.SIGINT, on_sigint)
+    _ACTIVE_FLAG.append(lambda: bool(pressed))
     try:
-        yield lambda: bool(pressed)
+        yield _ACTIVE_FLAG[-1]
     finally:
+        _ACTIVE_FLAG.pop()
         signal.signal(signal.SIGINT, previous)

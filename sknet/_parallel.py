@@ -64,7 +64,32 @@ _STOP_REQUEST, _STOP_DECISION, _SQ_NORM = 0, 1, 2
 
 
 class WorkerError(RuntimeError):
-    """A worker process of the engine died or could not be started."""
+    """A worker process of the training engine died.
+
+    Raised by ``fit`` and ``partial_fit`` with ``n_jobs`` > 1 when a worker
+    process ends unexpectedly (killed, out of memory, crashed). By then every
+    other worker has been stopped, the shared memory unlinked and the
+    estimator restored to its state before the call, so it can be fitted
+    again. It is a ``RuntimeError``, so code that catches those catches it.
+
+    Parameters
+    ----------
+    message : str
+        What happened: which worker, and its exit code or signal.
+
+    Attributes
+    ----------
+    args : tuple
+        ``(message,)``, as for any exception.
+
+    Examples
+    --------
+    >>> from sknet import WorkerError
+    >>> issubclass(WorkerError, RuntimeError)
+    True
+    >>> str(WorkerError("Worker process 1 died unexpectedly (killed by SIGKILL)."))
+    'Worker process 1 died unexpectedly (killed by SIGKILL).'
+    """
 
 
 class _Aborted(Exception):
@@ -185,6 +210,8 @@ class _Barrier:
         self.generation = 0
         self.parent = os.getppid()
         os.set_blocking(read_fd, False)
+        self.poller = select.poll()
+        self.poller.register(read_fd, select.POLLIN)
 
     def wait(self):
         self.generation += 1
@@ -208,7 +235,8 @@ class _Barrier:
                 self.heard[byte] += 1
 
     def _block(self):
-        ready, _, _ = select.select([self.read_fd], [], [], _PARENT_CHECK)
+        # poll, not select: select fails on descriptors numbered 1024 or more.
+        ready = self.poller.poll(_PARENT_CHECK * 1000)
         if not ready and os.getppid() != self.parent:
             raise _Aborted
 
@@ -286,6 +314,7 @@ class _Worker:
                     slots[-1],
                 )
                 record_step(result, loss, weight, sq_norm, alpha, end - start)
+            result.n_seen += end - start
             self.barrier.wait()
             if stop:
                 result.interrupted = True
@@ -321,23 +350,32 @@ def _worker_main(rank, n_workers, conn, barrier_read, barrier_writes):
                 if worker is not None:
                     worker.close()
                 worker = _Worker(rank, n_workers, barrier, payload)
-                reply = None
+                message = ("ok", None)
             else:
-                reply = worker.run_epoch(*payload)
-            _send(conn, ("ok", reply))
+                message = ("ok", worker.run_epoch(*payload))
         except _Aborted:
-            _send(conn, ("aborted", None))
+            message = ("aborted", None)
         except BaseException as exc:  # noqa: BLE001 - the parent re-raises it
             for fd in barrier.write_fds:
-                os.write(fd, bytes([_ABORT]))
-            _send(conn, ("error", exc, traceback.format_exc()))
+                try:
+                    os.write(fd, bytes([_ABORT]))
+                except OSError:
+                    pass
+            message = ("error", exc, traceback.format_exc())
+        try:
+            _send(conn, message)
+        except OSError:
+            break  # the parent is gone
     if worker is not None:
         worker.close()
     del limiter
 
 
 def _send(conn, message):
-    """Reply to the parent; cloudpickle carries exceptions of any class."""
+    """Reply to the parent; cloudpickle carries exceptions of any class.
+
+    Raises OSError when the parent is gone.
+    """
     try:
         data = cloudpickle.dumps(message)
     except Exception:
@@ -394,8 +432,14 @@ def _sigint_blocked():
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
-def _shutdown(processes, conns, pipes, segments):
-    """Stop every worker and unlink every segment; safe to call twice."""
+def _shutdown(owner, processes, conns, pipes, segments):
+    """Stop every worker and unlink every segment; safe to call twice.
+
+    Only the process that started the pool does this: a forked child that
+    inherited the pool leaves the parent's workers and memory alone.
+    """
+    if os.getpid() != owner:
+        return
     for conn in conns:
         try:
             conn.send(("close", None))
@@ -431,8 +475,15 @@ class WorkerPool:
         self.n_workers = n_workers
         self.context = multiprocessing.get_context()
         self._processes, self._conns, self._pipes, self._segments = [], [], [], []
+        self._owner = os.getpid()
         self._finalizer = weakref.finalize(
-            self, _shutdown, self._processes, self._conns, self._pipes, self._segments
+            self,
+            _shutdown,
+            self._owner,
+            self._processes,
+            self._conns,
+            self._pipes,
+            self._segments,
         )
         self._started = False
         self._state = self._data = None
@@ -440,6 +491,8 @@ class WorkerPool:
 
     @property
     def alive(self):
+        if os.getpid() != self._owner:
+            return False  # inherited through a fork: the workers are not ours
         return self._started and all(p.is_alive() for p in self._processes)
 
     def start(self, inherited_data=None):

@@ -3,6 +3,8 @@
 import numpy as np
 from sklearn.metrics import accuracy_score
 
+from ._mlp import _interrupt_flag
+
 
 def fit_stream(
     estimator,
@@ -60,6 +62,9 @@ def fit_stream(
     A generator can be read only once: pass a function that makes one, for
     example ``lambda: read_chunks(path)``, so each epoch gets a new one.
 
+    Ctrl-C stops the whole stream after the current batch, with the weights
+    of that step (the best epoch's are then not restored).
+
     Examples
     --------
     >>> import numpy as np
@@ -90,6 +95,32 @@ def fit_stream(
     )
     tol = estimator.tol if tol is None else tol
 
+    with _interrupt_flag() as interrupted:
+        scores, best_weights = _epochs(
+            estimator,
+            chunks,
+            classes,
+            epochs,
+            validation_data,
+            patience,
+            tol,
+            interrupted,
+        )
+    if validation_data is not None and not interrupted():
+        for array, best in zip(estimator.coefs_ + estimator.intercepts_, best_weights):
+            array[...] = best
+    if validation_data is not None:
+        estimator.validation_scores_ = scores
+        estimator.best_validation_score_ = max(scores, default=-np.inf)
+    return estimator
+
+
+def _epochs(estimator, chunks, classes, epochs, validation_data, patience, tol, stop):
+    """The stream's epoch loop; returns the scores and the best weights.
+
+    Ctrl-C ends it after the current batch (partial_fit warns), keeping the
+    weights of that step.
+    """
     scores, best_score, best_weights, stale = [], -np.inf, None, 0
     for _ in range(epochs):
         n_chunks = 0
@@ -97,6 +128,8 @@ def fit_stream(
             X, y, *rest = chunk
             estimator.partial_fit(X, y, *rest, classes=classes)
             n_chunks += 1
+            if stop():
+                return scores, best_weights
         if n_chunks == 0:
             raise ValueError("chunks yielded no chunk; there is nothing to train on.")
         if validation_data is None:
@@ -110,10 +143,4 @@ def fit_stream(
             best_weights = [a.copy() for a in estimator.coefs_ + estimator.intercepts_]
         if stale >= patience:
             break
-
-    if validation_data is not None:
-        for array, best in zip(estimator.coefs_ + estimator.intercepts_, best_weights):
-            array[...] = best
-        estimator.validation_scores_ = scores
-        estimator.best_validation_score_ = best_score
-    return estimator
+    return scores, best_weights

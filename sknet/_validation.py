@@ -82,6 +82,16 @@ def resolve_optimizer(optimizer, momentum):
     if isinstance(optimizer, str):
         cls = OPTIMIZERS[optimizer]
         return cls(momentum=momentum) if "momentum" in cls._get_param_names() else cls()
+    n_buffers = getattr(optimizer, "n_buffers", None)
+    if (
+        not isinstance(n_buffers, Integral)
+        or isinstance(n_buffers, bool)
+        or n_buffers < 0
+    ):
+        raise TypeError(
+            f"{type(optimizer).__name__}.n_buffers must be an int >= 0; got "
+            f"{n_buffers!r}."
+        )
     return optimizer
 
 
@@ -122,6 +132,13 @@ def validation_split(X, y, Y, sample_weight, fraction, stratify, random_state):
         )
         return None
     train, val = split[0::2], split[1::2]
+    if sample_weight is not None and not val[-1].sum() > 0:
+        warn_user(
+            "early_stopping held out a validation split whose sample weights are "
+            "all zero, so it cannot score it; this fit monitors the training loss "
+            "instead."
+        )
+        return None
     if sample_weight is None:
         train, val = list(train) + [None], list(val) + [None]
     return tuple(train), tuple(val)

@@ -47,6 +47,9 @@ __all__ = [
 class BaseInitializer(BaseEstimator):
     """Base class for weight initializers.
 
+    It takes no parameters of its own; a subclass's ``__init__`` stores the
+    parameters it has, as attributes of the same names.
+
     A subclass implements ``__call__(fan_in, fan_out, rng)`` and returns an
     ndarray of shape ``(fan_in, fan_out)``. Like a scikit-learn estimator, its
     ``__init__`` only stores its arguments, so that ``clone``,
@@ -137,6 +140,11 @@ class XavierNormal(_Glorot):
     gain : float, default=1.0
         Multiplies the standard deviation.
 
+    Attributes
+    ----------
+    gain : float
+        The ``gain`` given, used as it is at each call.
+
     References
     ----------
     .. [1] X. Glorot and Y. Bengio, "Understanding the difficulty of training
@@ -161,6 +169,11 @@ class XavierUniform(_Glorot):
     ----------
     gain : float, default=1.0
         Multiplies the bound.
+
+    Attributes
+    ----------
+    gain : float
+        The ``gain`` given, used as it is at each call.
 
     References
     ----------
@@ -190,6 +203,11 @@ class LeCunNormal(_LeCun):
     gain : float, default=1.0
         Multiplies the standard deviation.
 
+    Attributes
+    ----------
+    gain : float
+        The ``gain`` given, used as it is at each call.
+
     References
     ----------
     .. [1] Y. LeCun, L. Bottou, G. Orr and K.-R. Müller, "Efficient BackProp",
@@ -211,6 +229,11 @@ class LeCunUniform(_LeCun):
     ----------
     gain : float, default=1.0
         Multiplies the bound.
+
+    Attributes
+    ----------
+    gain : float
+        The ``gain`` given, used as it is at each call.
 
     References
     ----------
@@ -240,6 +263,11 @@ class HeNormal(_He):
     gain : float, default=1.0
         Multiplies the standard deviation.
 
+    Attributes
+    ----------
+    gain : float
+        The ``gain`` given, used as it is at each call.
+
     References
     ----------
     .. [1] K. He, X. Zhang, S. Ren and J. Sun, "Delving Deep into Rectifiers:
@@ -262,6 +290,11 @@ class HeUniform(_He):
     ----------
     gain : float, default=1.0
         Multiplies the bound.
+
+    Attributes
+    ----------
+    gain : float
+        The ``gain`` given, used as it is at each call.
 
     References
     ----------
@@ -288,6 +321,11 @@ class RandomUniform(BaseInitializer):
     ----------
     scale : float, default=0.5
         Half-width of the interval.
+
+    Attributes
+    ----------
+    scale : float
+        The ``scale`` given, used as it is at each call.
 
     Notes
     -----
@@ -316,6 +354,8 @@ class RandomUniform(BaseInitializer):
         return rng.uniform(-self.scale, self.scale, size=(fan_in, fan_out))
 
 
+#: The initializer classes by the names ``MLPClassifier(initializer=...)``
+#: accepts.
 INITIALIZERS = {
     "xavier_normal": XavierNormal,
     "xavier_uniform": XavierUniform,
@@ -346,6 +386,11 @@ def initialize_weights(initializer, layer_units, rng, dtype):
     -------
     coefs, intercepts : list of ndarray
     """
+    if isinstance(initializer, type):
+        raise TypeError(
+            f"initializer={initializer.__name__} is a class; pass an instance, "
+            f"such as {initializer.__name__}()."
+        )
     init = INITIALIZERS[initializer]() if isinstance(initializer, str) else initializer
     coefs, intercepts = [], []
     for fan_in, fan_out in zip(layer_units[:-1], layer_units[1:]):

@@ -38,6 +38,9 @@ __all__ = ["BaseOptimizer", "SGD", "Momentum", "Nesterov", "OPTIMIZERS"]
 class BaseOptimizer(BaseEstimator):
     """Base class for optimizers.
 
+    It takes no parameters of its own; a subclass's ``__init__`` stores the
+    parameters it has, as attributes of the same names.
+
     Subclasses set the class attribute ``n_buffers`` and implement
     :meth:`update`. Their ``__init__`` only stores its arguments, so that
     ``clone``, ``get_params``/``set_params`` (also nested, as
@@ -83,6 +86,11 @@ class BaseOptimizer(BaseEstimator):
             ``n_buffers`` state arrays, updated in place.
         learning_rate : float
             Step size of the current epoch.
+
+        Returns
+        -------
+        None
+            The update happens in place; returning anything else is an error.
         """
         raise NotImplementedError(
             f"{type(self).__name__} must implement "
@@ -99,6 +107,13 @@ class BaseOptimizer(BaseEstimator):
 
 class SGD(BaseOptimizer):
     """Plain stochastic gradient descent: ``p -= lr * g``.
+
+    It takes no parameters and keeps no state.
+
+    Attributes
+    ----------
+    n_buffers : int
+        0: plain SGD keeps no state between steps.
 
     Examples
     --------
@@ -127,6 +142,11 @@ class Momentum(BaseOptimizer):
     ----------
     momentum : float, default=0.9
         Fraction of the previous step kept, in [0, 1]. Zero is plain SGD.
+
+    Attributes
+    ----------
+    n_buffers : int
+        1: the velocity ``v``.
 
     References
     ----------
@@ -175,6 +195,11 @@ class Nesterov(BaseOptimizer):
     momentum : float, default=0.9
         Fraction of the previous step kept, in [0, 1].
 
+    Attributes
+    ----------
+    n_buffers : int
+        1: the velocity ``v``.
+
     References
     ----------
     .. [1] Y. Nesterov, "A method of solving a convex programming problem
@@ -208,4 +233,5 @@ class Nesterov(BaseOptimizer):
         params += np.multiply(velocity, self.momentum, out=grad)
 
 
+#: The optimizer classes by the names ``MLPClassifier(optimizer=...)`` accepts.
 OPTIMIZERS = {"sgd": SGD, "momentum": Momentum, "nesterov": Nesterov}
