@@ -6,13 +6,15 @@ Loss and validation curves of SGD, momentum and Nesterov
 Fits sknet's MLPClassifier on the handwritten digits with each optimizer and
 plots the training loss (``loss_curve_``) and the validation accuracy that
 early stopping tracks (``validation_scores_``), epoch by epoch. The figure is
-saved as ``optimizers.png`` beside the working directory.
+saved as ``optimizers.png`` in the working directory.
 
 Run with ``pip install ".[examples]" && python examples/plot_optimizers.py``.
 """
 
 # %%
-# Data: the 8 x 8 digits, scaled, with a held-out test split.
+# Data
+# ----
+# The 8 x 8 digits, standardised, with a held-out test split.
 import warnings
 
 import matplotlib
@@ -34,7 +36,15 @@ scaler = StandardScaler().fit(X_train)
 X_train, X_test = scaler.transform(X_train), scaler.transform(X_test)
 
 # %%
-# One fit per optimizer, same seed, same learning rate.
+# One fit per optimizer
+# ---------------------
+# Same network, same seed (so the same initial weights, validation split and
+# shuffling), same learning rate: only the update rule changes. Plain SGD
+# steps along the gradient; momentum (``momentum=0.9``) accumulates a
+# velocity, so its steps grow up to about ten times larger along a consistent
+# direction; Nesterov takes the same velocity but corrects it with the
+# gradient at the look-ahead point. Early stopping ends each fit 15 epochs
+# after its best validation accuracy and restores the best weights.
 fits = {}
 for optimizer in ["sgd", "momentum", "nesterov"]:
     clf = MLPClassifier(
@@ -53,11 +63,18 @@ for optimizer in ["sgd", "momentum", "nesterov"]:
     fits[optimizer] = clf
     print(
         f"{optimizer:>8}: {clf.n_iter_:3d} epochs, "
+        f"best validation accuracy {clf.best_validation_score_:.3f}, "
         f"test accuracy {clf.score(X_test, y_test):.3f}"
     )
 
 # %%
-# The curves.
+# The curves
+# ----------
+# The momentum rules drive the training loss down far faster than plain SGD
+# at the same learning rate, and reach their best validation accuracy in
+# fewer epochs. On this small, well-conditioned problem momentum and Nesterov
+# nearly coincide; Nesterov's look-ahead correction matters more at higher
+# momentum or learning rate.
 fig, (ax_loss, ax_val) = plt.subplots(1, 2, figsize=(10, 4))
 styles = {"sgd": "-", "momentum": "--", "nesterov": ":"}
 for name, clf in fits.items():
