@@ -1,5 +1,7 @@
 """Seeded data sets shared by the sknet tests."""
 
+import signal
+
 import numpy as np
 import pytest
 from sklearn.datasets import (
@@ -71,3 +73,22 @@ def digits_split():
 def rng():
     """A fresh, seeded random number generator for each test."""
     return np.random.RandomState(42)
+
+
+HANG_GUARD = 120
+
+
+@pytest.fixture
+def hang_guard():
+    """Turn a test that hangs into a failure after HANG_GUARD seconds."""
+
+    def on_alarm(signum, frame):
+        raise TimeoutError(f"the test ran for more than {HANG_GUARD} s")
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.alarm(HANG_GUARD)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)

@@ -5,7 +5,6 @@ These tests need the optional 'dask' extra (``pip install -e ".[dask]"``);
 """
 
 import os
-import signal
 import warnings
 
 import joblib
@@ -24,7 +23,10 @@ from sklearn.preprocessing import StandardScaler  # noqa: E402
 from sknet import MLPClassifier  # noqa: E402
 from sknet.optimizers import Nesterov  # noqa: E402
 
-pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::UserWarning"),
+    pytest.mark.usefixtures("hang_guard"),
+]
 
 
 class PidRecordingNesterov(Nesterov):
@@ -47,25 +49,6 @@ def exit_in_dask_worker(fan_in, fan_out, rng):
     except ValueError:
         return rng.uniform(-0.1, 0.1, size=(fan_in, fan_out))
     os._exit(1)
-
-
-HANG_GUARD = 120
-
-
-@pytest.fixture(autouse=True)
-def hang_guard():
-    """Turn a test that hangs into a failure after HANG_GUARD seconds."""
-
-    def on_alarm(signum, frame):
-        raise TimeoutError(f"the test ran for more than {HANG_GUARD} s")
-
-    previous = signal.signal(signal.SIGALRM, on_alarm)
-    signal.alarm(HANG_GUARD)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 @pytest.fixture(scope="module")

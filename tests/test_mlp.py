@@ -126,13 +126,11 @@ def test_loss_includes_documented_l2_term(weighted, multiclass_data):
 # Stopping rules
 
 
-def test_early_stopping_counts_exactly_n_iter_no_change(multiclass_data):
-    """Early stopping stops n_iter_no_change epochs after the best one."""
-    X, y = multiclass_data
-    opt = RecordingNesterov()
-    clf = MLPClassifier(
+def _early_stopped(optimizer):
+    """An early-stopping classifier whose 90 training rows make one batch."""
+    return MLPClassifier(
         hidden_layer_sizes=(10,),
-        optimizer=opt,
+        optimizer=optimizer,
         learning_rate_init=0.05,
         early_stopping=True,
         validation_fraction=0.25,
@@ -141,7 +139,13 @@ def test_early_stopping_counts_exactly_n_iter_no_change(multiclass_data):
         max_iter=200,
         random_state=0,
     )
-    clf.fit(X, y)
+
+
+def test_early_stopping_counts_exactly_n_iter_no_change(multiclass_data):
+    """Early stopping stops n_iter_no_change epochs after the best one."""
+    X, y = multiclass_data
+    opt = RecordingNesterov()
+    clf = _early_stopped(opt).fit(X, y)
     scores = clf.validation_scores_
     assert clf.n_iter_ < clf.max_iter
     assert len(scores) == clf.n_iter_
@@ -162,18 +166,7 @@ def test_early_stopping_restores_best_weights(multiclass_data):
     """The final weights are those after the best epoch, not the last one."""
     X, y = multiclass_data
     opt = RecordingNesterov()
-    clf = MLPClassifier(
-        hidden_layer_sizes=(10,),
-        optimizer=opt,
-        learning_rate_init=0.05,
-        early_stopping=True,
-        validation_fraction=0.25,
-        n_iter_no_change=5,
-        batch_size=90,
-        max_iter=200,
-        random_state=0,
-    )
-    clf.fit(X, y)
+    clf = _early_stopped(opt).fit(X, y)
     # 90 training rows in one batch: one update per epoch.
     assert len(opt.history) == clf.n_iter_
     best_epoch = int(np.argmax(clf.validation_scores_)) + 1

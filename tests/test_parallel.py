@@ -33,8 +33,6 @@ from sknet.optimizers import BaseOptimizer
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
 SHM = "/dev/shm"
-# A test that hangs is stopped by SIGALRM after this many seconds.
-HANG_GUARD = 120
 # Subprocesses that hang are killed after this many seconds.
 SCRIPT_TIMEOUT = 120
 
@@ -114,7 +112,7 @@ def _wait_until(predicate, timeout):
 
 
 @pytest.fixture(autouse=True)
-def no_leaks(monkeypatch):
+def no_leaks(monkeypatch, hang_guard):
     """Fail a test that leaves a child process or a shared-memory segment."""
     # Segments created by this process (other processes on the machine may
     # create and remove their own meanwhile).
@@ -129,16 +127,7 @@ def no_leaks(monkeypatch):
     monkeypatch.setattr(resource_tracker, "register", recording_register)
     children_before = _worker_children()
 
-    def on_alarm(signum, frame):
-        raise TimeoutError(f"the test ran for more than {HANG_GUARD} s")
-
-    previous = signal.signal(signal.SIGALRM, on_alarm)
-    signal.alarm(HANG_GUARD)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
+    yield
     gc.collect()
     _wait_until(lambda: not (_worker_children() - children_before), 3)
     left_shm = set(created) & _shm_segments()
