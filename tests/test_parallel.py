@@ -182,10 +182,6 @@ def _weights_hash(clf):
     return digest.hexdigest()
 
 
-# Calls to ProbeSGD.update, per process and optimizer object.
-_CALLS = {}
-
-
 class ProbeSGD(BaseOptimizer):
     """Plain SGD that also logs, kills or raises where it runs."""
 
@@ -201,8 +197,9 @@ class ProbeSGD(BaseOptimizer):
     def update(self, params, grad, buffers, learning_rate):
         grad *= learning_rate
         params -= grad
-        key = (os.getpid(), id(self))
-        calls = _CALLS[key] = _CALLS.get(key, 0) + 1
+        # Counted on the object: in a worker it is that process's own copy.
+        # (A table keyed by id() miscounts once a dead probe's id is reused.)
+        calls = self.__dict__["_calls"] = self.__dict__.get("_calls", 0) + 1
         process = multiprocessing.current_process()
         if self.log is not None and calls == 1:
             parent = multiprocessing.parent_process()
