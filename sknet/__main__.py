@@ -18,7 +18,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from . import MLPClassifier, __version__
-from ._parallel import n_workers_for
+from ._parallel import n_workers_for, reason_not_to_start
 from .initializers import INITIALIZERS
 from .optimizers import OPTIMIZERS
 
@@ -168,7 +168,8 @@ def main(argv=None):
     for warning in caught:
         print(f"warning: {warning.message}", file=sys.stderr)
 
-    workers = n_workers_for(args.n_jobs)
+    # As the estimator decides: in-process where workers should not start.
+    workers = 1 if reason_not_to_start() else n_workers_for(args.n_jobs)
     print(f"test accuracy: {model.score(X_test, y_test):.4f}")
     print(f"fit time: {seconds:.2f} s for {clf.n_iter_} epochs")
     print(

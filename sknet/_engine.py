@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from ._network import finish_gradient, loss_grad
+from ._network import finish_gradient, l2_term, loss_grad, weight_sq_norm
 
 # Shards hold at least _MIN_SHARD_ROWS rows, and their number is a power of
 # two up to _MAX_SHARDS, so 2, 4 or 8 workers share them evenly. Each shard
@@ -145,18 +145,9 @@ def ordered_sum(values):
     return total
 
 
-def weight_sq_norm(params, n_coefs, alpha):
-    """``||W||^2`` of the weights, computed only when L2 is on."""
-    if not alpha:
-        return 0.0
-    w = params[:n_coefs]
-    return float(np.dot(w, w))
-
-
 def record_step(result, loss, weight, sq_norm, alpha, n_rows):
     """Add a finished step's mean loss, L2 term included, to ``result``."""
-    penalty = 0.5 * alpha * sq_norm / weight if alpha else 0.0
-    result.loss_sum += (loss / weight + penalty) * n_rows
+    result.loss_sum += (loss / weight + l2_term(sq_norm, alpha, weight)) * n_rows
     result.n_rows += n_rows
     result.n_steps += 1
 

@@ -230,8 +230,9 @@ class MLPClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
     and therefore the fitted weights, do not depend on the machine's thread
     count. Parallel speed comes from ``n_jobs``.
 
-    With ``n_jobs`` > 1, each batch is cut into 1, 2, 4 or 8 shards of at
-    least 64 rows by a rule that depends on the batch size alone; worker
+    With ``n_jobs`` > 1, a batch of fewer than 128 rows is one shard and a
+    larger one is cut into 2, 4 or 8 shards of at least 64 rows, by a rule
+    that depends on the batch size alone; worker
     processes compute the shards' gradients into shared memory, add them
     from first to last and update the parameters, each over its own slice. A
     run with a given ``random_state`` therefore gives bitwise the same
@@ -242,8 +243,9 @@ class MLPClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
     next ``partial_fit`` call (each call copies its rows into shared memory
     once) until the estimator is deleted, pickled (or deep-copied) or fitted
     again; a pickled estimator carries no process or shared-memory handle.
-    With the 'fork' start method the workers of a ``fit`` inherit the data;
-    otherwise it is copied once into shared memory. If a worker dies,
+    With the 'fork' start method, workers that a ``fit`` starts inherit the
+    data; otherwise (or in workers kept from an earlier ``partial_fit``) it
+    is copied once into shared memory. If a worker dies,
     ``fit`` raises ``sknet.WorkerError`` (a ``RuntimeError``), leaves no
     process or segment behind and restores the estimator. Where workers
     should not be started (in a daemonic process, a thread other than the
@@ -253,13 +255,15 @@ class MLPClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
 
     With scikit-learn 1.9 or newer, the estimator supports its callback
     framework (``set_callbacks``): ``fit`` (or each ``partial_fit`` call) is
-    the root task and every epoch a subtask. Hooks receive the validation
-    split as ``X`` and ``y`` when early stopping holds one out, else the
-    training data; ``fitted_estimator`` is a copy that predicts as of the
-    epoch and is only built when a hook asks for it. A hook that returns
-    True at the end of an epoch stops training there, keeping that epoch's
-    weights. Callbacks run in the calling process between epochs, whatever
-    ``n_jobs``; a callback that raises ends the fit as any error does.
+    the root task and every epoch a subtask. The epoch hooks and the root
+    task's end receive the validation split as ``X`` and ``y`` when early
+    stopping holds one out, else the training data (the root task's begin
+    always gets the training data); ``fitted_estimator`` is a copy that
+    predicts as of the epoch and is only built when a hook asks for it. A
+    hook that returns True at the end of an epoch stops training there,
+    keeping that epoch's weights. Callbacks run in the calling process
+    between epochs, whatever ``n_jobs``; a callback that raises ends the fit
+    as any error does.
 
     References
     ----------
@@ -452,9 +456,7 @@ class MLPClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
             self._close_pool()
         # A copy: on some Pythons the base returns the live __dict__ itself.
         state = dict(super().__getstate__())
-        # The flat training buffer is rebuilt from coefs_ when needed; worker
-        # processes and shared memory stay with this process.
-        for key in ("_params", "_pool", "_training"):
+        for key in _PROCESS_BOUND:
             state.pop(key, None)
         return state
 
@@ -547,13 +549,12 @@ class MLPClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
         """Fit or check the label binarizer; return Y as a float matrix."""
         if first_pass:
             self._label_binarizer = LabelBinarizer()
-            target_type = type_of_target(y)
-            if classes is not None and not target_type.startswith("multilabel"):
-                self._label_binarizer.fit(np.asarray(classes))
-            else:
-                self._label_binarizer.fit(y)
+            given = classes is not None and not type_of_target(y).startswith(
+                "multilabel"
+            )
+            self._label_binarizer.fit(np.asarray(classes) if given else y)
             self.classes_ = self._label_binarizer.classes_
-            if classes is not None and not target_type.startswith("multilabel"):
+            if given:
                 self._check_labels_known(y)
             self._multilabel = self._label_binarizer.y_type_.startswith("multilabel")
             if len(self.classes_) < 2:
@@ -631,11 +632,15 @@ class MLPClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
         # A shallow copy shares no worker pool and no training buffer with the
         # original, so training one never moves the other's weights.
         new = type(self).__new__(type(self))
-        skip = ("_pool", "_params", "_training")
-        new.__dict__.update((k, v) for k, v in self.__dict__.items() if k not in skip)
+        new.__dict__.update(
+            (k, v) for k, v in self.__dict__.items() if k not in _PROCESS_BOUND
+        )
         if hasattr(self, "coefs_"):
             new.coefs_ = [c.copy() for c in self.coefs_]
             new.intercepts_ = [b.copy() for b in self.intercepts_]
+        for key in ("loss_curve_", "validation_scores_"):
+            if isinstance(getattr(self, key, None), list):
+                setattr(new, key, list(getattr(self, key)))
         if getattr(self, "_optimizer_buffers", None) is not None:
             new._optimizer_buffers = self._optimizer_buffers.copy()
         return new
@@ -667,8 +672,7 @@ class MLPClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
 
     def _snapshot(self):
         """Copy the estimator's state, to undo a failed training call."""
-        state = dict(vars(self))
-        state.pop("_pool", None)
+        state = {k: v for k, v in vars(self).items() if k not in ("_pool", "_training")}
         for key in ("loss_curve_", "validation_scores_"):
             if isinstance(state.get(key), list):
                 state[key] = list(state[key])
@@ -728,20 +732,17 @@ class MLPClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
             self._layout, self.activation, self.out_activation_, self.alpha, optimizer
         )
         data = (X, Y, sample_weight)
-        try:
-            # Overflow is caught as divergence below, not reported by numpy.
-            with (
-                _interrupt_flag() as stop,
-                single_blas_thread(),
-                np.errstate(over="ignore", invalid="ignore"),
-            ):
-                engine = self._engine(problem, data, batch_size, incremental)
-                stopped = self._run_epochs(
-                    engine, n_samples, batch_size, incremental, val, stop, hooks
-                )
-        except BaseException:
-            self._close_pool()
-            raise
+        # Overflow is caught as divergence below, not reported by numpy. On
+        # an error, _fit's restore closes the worker pool.
+        with (
+            _interrupt_flag() as stop,
+            single_blas_thread(),
+            np.errstate(over="ignore", invalid="ignore"),
+        ):
+            engine = self._engine(problem, data, batch_size, incremental)
+            stopped = self._run_epochs(
+                engine, n_samples, batch_size, incremental, val, stop, hooks
+            )
         if not incremental:
             self._close_pool()
 
@@ -849,7 +850,7 @@ class MLPClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
             if hooks.end_epoch():
                 self._report(f"A callback stopped training after epoch {self.n_iter_}.")
                 return True
-            if self._should_stop(val is not None) and not incremental:
+            if self._should_stop(val is not None, incremental):
                 self._warn_if_diverged()
                 return False
         if not incremental:
@@ -907,8 +908,11 @@ class MLPClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
                 self.learning_rate_init / (self.t_ + 1) ** self.power_t
             )
 
-    def _should_stop(self, on_validation):
-        """Apply the stopping rule after an epoch; may shrink the rate."""
+    def _should_stop(self, on_validation, incremental):
+        """Apply the stopping rule after an epoch; may shrink the rate.
+
+        partial_fit never stops (its caller decides), but may shrink the rate.
+        """
         if self._no_improvement_count < self.n_iter_no_change:
             return False
         what = "Validation score" if on_validation else "Training loss"
@@ -921,6 +925,8 @@ class MLPClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
             self._no_improvement_count = 0
             self._report(f"{message} Setting learning rate to {self._learning_rate:g}.")
             return False
+        if incremental:
+            return False
         self._report(f"{message} Stopping.")
         return True
 
@@ -929,6 +935,10 @@ class MLPClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
         if self.verbose:
             print(message, flush=True)
 
+
+# What stays with this process: the worker pool, the flat training buffer
+# (rebuilt from coefs_ when needed) and the flag of a running fit.
+_PROCESS_BOUND = ("_pool", "_params", "_training")
 
 # The Ctrl-C flag of the training call running in the main thread, if any.
 _ACTIVE_FLAG = []

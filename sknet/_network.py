@@ -240,9 +240,19 @@ def finish_gradient(grad, params, n_coefs, alpha, weight_sum, scratch=None):
     grad /= weight_sum
 
 
-def l2_penalty(params, n_coefs, alpha, weight_sum):
-    """The L2 term of a batch's loss: ``0.5 * alpha * ||W||^2 / weight_sum``."""
+def weight_sq_norm(params, n_coefs, alpha):
+    """``||W||^2`` of the weights, computed only when L2 is on."""
     if not alpha:
         return 0.0
     w = params[:n_coefs]
-    return 0.5 * alpha * float(np.dot(w, w)) / weight_sum
+    return float(np.dot(w, w))
+
+
+def l2_term(sq_norm, alpha, weight_sum):
+    """The L2 term of a batch's loss from ``||W||^2``."""
+    return 0.5 * alpha * sq_norm / weight_sum if alpha else 0.0
+
+
+def l2_penalty(params, n_coefs, alpha, weight_sum):
+    """The L2 term of a batch's loss: ``0.5 * alpha * ||W||^2 / weight_sum``."""
+    return l2_term(weight_sq_norm(params, n_coefs, alpha), alpha, weight_sum)

@@ -48,8 +48,8 @@ from ._engine import (
     record_step,
     shard_bounds,
     shard_loss_grad,
-    weight_sq_norm,
 )
+from ._network import weight_sq_norm
 from ._validation import warn_user
 
 _ABORT = 255
@@ -229,6 +229,8 @@ class _Barrier:
                 if spins > _SPINS:
                     self._block()
                 continue
+            if not data:
+                raise _Aborted  # every writer is gone: parent and peers died
             for byte in data:
                 if byte == _ABORT:
                     raise _Aborted
@@ -654,7 +656,7 @@ class WorkerPool:
 
 
 def n_workers_for(n_jobs):
-    """Processes to start for ``n_jobs``: never more than cores or shards."""
+    """Processes to start for ``n_jobs``: never more than the cores, or 8."""
     return max(1, min(effective_n_jobs(n_jobs), cpu_count(), _MAX_SHARDS))
 
 

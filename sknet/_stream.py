@@ -107,8 +107,10 @@ def fit_stream(
             interrupted,
         )
     if validation_data is not None and not interrupted():
-        for array, best in zip(estimator.coefs_ + estimator.intercepts_, best_weights):
+        *weights, buffers = best_weights
+        for array, best in zip(estimator.coefs_ + estimator.intercepts_, weights):
             array[...] = best
+        estimator._optimizer_buffers[...] = buffers
     if validation_data is not None:
         estimator.validation_scores_ = scores
         estimator.best_validation_score_ = max(scores, default=-np.inf)
@@ -140,7 +142,10 @@ def _epochs(estimator, chunks, classes, epochs, validation_data, patience, tol, 
         stale = 0 if score > best_score + tol else stale + 1
         if score > best_score:
             best_score = score
+            # The optimizer's state (velocities) goes with the weights, so a
+            # later partial_fit continues from the best epoch as a whole.
             best_weights = [a.copy() for a in estimator.coefs_ + estimator.intercepts_]
+            best_weights.append(estimator._optimizer_buffers.copy())
         if stale >= patience:
             break
     return scores, best_weights

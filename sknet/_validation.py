@@ -82,6 +82,8 @@ def resolve_optimizer(optimizer, momentum):
     if isinstance(optimizer, str):
         cls = OPTIMIZERS[optimizer]
         return cls(momentum=momentum) if "momentum" in cls._get_param_names() else cls()
+    if hasattr(optimizer, "_check_momentum") and hasattr(optimizer, "momentum"):
+        optimizer._check_momentum()  # once here, rather than from a worker
     n_buffers = getattr(optimizer, "n_buffers", None)
     if (
         not isinstance(n_buffers, Integral)

@@ -227,3 +227,38 @@ def test_shallow_copy_does_not_move_with_the_original():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         twin.partial_fit(X, y)
+
+
+@pytest.mark.usefixtures("hang_guard")
+def test_barrier_aborts_when_every_writer_is_gone():
+    """A worker whose parent and peers are gone leaves the barrier, not spins."""
+    from sknet._parallel import _Aborted, _Barrier
+
+    read_fd, write_fd = os.pipe()
+    os.close(write_fd)
+    try:
+        with pytest.raises(_Aborted):
+            _Barrier(0, 2, read_fd, []).wait()
+    finally:
+        os.close(read_fd)
+
+
+def test_shallow_copy_keeps_its_own_curves():
+    """Training a copy appends to the copy's loss curve, not the original's."""
+    X, y = _data(300)
+    clf = MLPClassifier(max_iter=3, random_state=0).fit(X, y)
+    twin = copy.copy(clf)
+    twin.partial_fit(X, y)
+    assert len(clf.loss_curve_) == 3
+    assert len(twin.loss_curve_) == 4
+
+
+def test_bad_momentum_of_an_optimizer_object_raises_before_training():
+    """Momentum(momentum=2) is refused in the calling process, workers or not."""
+    from sknet.optimizers import Momentum
+
+    X, y = _data(300)
+    clf = MLPClassifier(optimizer=Momentum(momentum=2.0), n_jobs=2, max_iter=1)
+    with pytest.raises(ValueError, match=r"'momentum' parameter of Momentum"):
+        clf.fit(X, y)
+    assert not _workers()
