@@ -77,12 +77,11 @@ def make_data(n_samples, seed=SEED):
     return X, y
 
 
-def make_sklearn(batch, max_iter, hidden=(N_HIDDEN,)):
-    return SkMLP(
+def _shared_settings(batch, max_iter, hidden):
+    """The settings both libraries train with: the same network and run."""
+    return dict(
         hidden_layer_sizes=hidden,
-        solver="sgd",
         momentum=MOMENTUM,
-        nesterovs_momentum=True,
         learning_rate_init=LEARNING_RATE,
         alpha=ALPHA,
         batch_size=batch,
@@ -95,21 +94,19 @@ def make_sklearn(batch, max_iter, hidden=(N_HIDDEN,)):
     )
 
 
+def make_sklearn(batch, max_iter, hidden=(N_HIDDEN,)):
+    return SkMLP(
+        solver="sgd",
+        nesterovs_momentum=True,
+        **_shared_settings(batch, max_iter, hidden),
+    )
+
+
 def make_sknet(batch, max_iter, n_jobs, hidden=(N_HIDDEN,)):
     return sknet.MLPClassifier(
-        hidden_layer_sizes=hidden,
         optimizer="nesterov",
-        momentum=MOMENTUM,
-        learning_rate_init=LEARNING_RATE,
-        alpha=ALPHA,
-        batch_size=batch,
-        max_iter=max_iter,
-        shuffle=True,
-        tol=0,
-        n_iter_no_change=10**9,
-        random_state=SEED,
         n_jobs=n_jobs,
-        verbose=True,
+        **_shared_settings(batch, max_iter, hidden),
     )
 
 
