@@ -282,7 +282,10 @@ class MLPClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
     >>> X_train, X_test, y_train, y_test = train_test_split(
     ...     X / 16, y, stratify=y, random_state=0)
     >>> clf = MLPClassifier(hidden_layer_sizes=(64,), learning_rate_init=0.05,
-    ...                     max_iter=30, random_state=0).fit(X_train, y_train)
+    ...                     early_stopping=True, random_state=0)
+    >>> clf = clf.fit(X_train, y_train)
+    >>> clf.n_iter_ < clf.max_iter  # stopped when validation accuracy stalled
+    True
     >>> clf.predict(X_test[:5]).shape
     (5,)
     >>> clf.score(X_test, y_test) > 0.9
