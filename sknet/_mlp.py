@@ -778,8 +778,7 @@ class MLPClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
             pool = WorkerPool(n_workers)
             pool.start(inherited_data=None if incremental else data)
             self._pool = pool
-        X = data[0]
-        pool.setup(problem, data, X.shape[1], batch_size, X.shape[0])
+        pool.setup(problem, data, batch_size)
         return pool
 
     def _close_pool(self):

@@ -489,7 +489,7 @@ class WorkerPool:
         )
         self._started = False
         self._state = self._data = None
-        self._inherit_ok = self.context.get_start_method() == "fork"
+        self._inherited = False
 
     @property
     def alive(self):
@@ -504,7 +504,11 @@ class WorkerPool:
         resource_tracker.ensure_running()
         pipes = [self.context.Pipe(duplex=False) for _ in range(self.n_workers)]
         self._pipes.extend(c for pair in pipes for c in pair)
-        if inherited_data is not None and self._inherit_ok:
+        # Only a forked worker sees the parent's memory as it was at the fork.
+        inherit = (
+            inherited_data is not None and self.context.get_start_method() == "fork"
+        )
+        if inherit:
             _INHERITED["data"] = inherited_data
         try:
             with _main_module_hidden(self.context), _sigint_blocked():
@@ -528,11 +532,12 @@ class WorkerPool:
             _INHERITED.clear()
         self._abort_writers = [w for _, w in pipes]
         self._started = True
-        self._inherited = inherited_data is not None and self._inherit_ok
+        self._inherited = inherit
 
-    def setup(self, problem, data, n_features, batch_size, n_samples):
+    def setup(self, problem, data, batch_size):
         """Share a training call's data and state with the workers."""
         X, Y, sample_weight = data
+        n_samples, n_features = X.shape
         n_params = problem.layout.n_params
         n_buffers = int(problem.optimizer.n_buffers)
         # One slot per shard of the largest batch, and one of scratch.
